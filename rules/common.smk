@@ -1,0 +1,52 @@
+# Workflow helpers: config validation, run specs, wildcard constraints and target lists.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# Rules call `python -m pgsubspaces.<stage>`: the package is importable here and in every job, also in
+# conda envs that do not install it.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# (braces doubled twice: once for the f-string, once for Snakemake's formatting of shell commands)
+shell.prefix(f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+from pgsubspaces.config import ConfigError, run_specs, validate_config
+
+try:
+    validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RUNS = run_specs(config)
+RESULTS = f"results/{config['experiment']}"
+LOGS = f"logs/{config['experiment']}"
+
+
+wildcard_constraints:
+    algo="ppo|sac",
+    task="|".join(config["tasks"]),
+    seed=r"\d+",
+
+
+def get_spec(wildcards):
+    """The RunSpec JSON of the job's (algo, task, seed)."""
+    key = (wildcards.algo, wildcards.task, int(wildcards.seed))
+    if key not in RUNS:
+        raise WorkflowError(
+            f"{wildcards.algo}/{wildcards.task}/seed{wildcards.seed} is not among the runs of config "
+            f"experiment '{config['experiment']}'"
+        )
+    return RUNS[key].to_json()
+
+
+def get_run_dir(wildcards):
+    return f"{RESULTS}/runs/{wildcards.algo}/{wildcards.task}/seed{wildcards.seed}"
+
+
+def run_files():
+    return [f"{RESULTS}/runs/{algo}/{task}/seed{seed}.h5" for algo, task, seed in RUNS]
+
+
+def all_targets():
+    return run_files()

@@ -1,0 +1,16 @@
+rule train:
+    output:
+        summary=f"{RESULTS}/runs/{{algo}}/{{task}}/seed{{seed}}/training.json",
+    params:
+        spec=get_spec,
+        device=config["device"],
+    log:
+        f"{LOGS}/train/{{algo}}/{{task}}/seed{{seed}}.log",
+    threads: 1
+    conda:
+        "../envs/rl.yaml"
+    message:
+        "train {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}"
+    shell:
+        "python -m pgsubspaces.train --spec {params.spec:q} --out {output.summary}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,223 @@
+"""Experiment configuration: schema validation, the checkpoint grid, and one resolved spec per run.
+
+The Snakefile validates the merged config when it loads, so a bad config fails at DAG time with the
+offending key named; every training job then receives its fully resolved ``RunSpec`` as JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
+SCHEMA_PATH = REPO_CONFIG / "schema.yaml"
+REGISTRY_PATH = REPO_CONFIG / "tasks.yaml"
+
+# The original's VecNormalize wrapper; gamma stays 0.99 whatever the algorithm's gamma (reference §1.2).
+VEC_NORMALIZE = {
+    "norm_obs": True,
+    "norm_reward": True,
+    "clip_obs": 10.0,
+    "clip_reward": 10.0,
+    "gamma": 0.99,
+    "epsilon": 1e-8,
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one training run's numbers (device and threads aside)."""
+
+    experiment: str
+    algo: str
+    task: str
+    seed: int
+    env_id: str
+    env_kwargs: dict[str, Any]
+    total_steps: int
+    hyperparameters: dict[str, Any]
+    policy: dict[str, Any]
+    vec_normalize: dict[str, Any] | None
+    checkpoint_steps: tuple[int, ...]
+    eval_interval: int
+    eval_episodes: int
+    actor_path_every: int
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        fields = json.loads(text)
+        fields["checkpoint_steps"] = tuple(fields["checkpoint_steps"])
+        return cls(**fields)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.algo}/{self.task}/seed{self.seed}"
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge like Snakemake merges config files: dicts recursively, everything else replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """The task registry merged with the given experiment config files, in order."""
+    config: dict[str, Any] = {}
+    for path in (REGISTRY_PATH, *paths):
+        with open(path) as stream:
+            config = deep_merge(config, yaml.safe_load(stream) or {})
+    return config
+
+
+def _key(path: Iterable[Any]) -> str:
+    key = ""
+    for part in path:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key or "<top level>"
+
+
+def _validator_with_defaults(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator that also fills in each property's ``default`` (as snakemake.utils.validate does)."""
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Check ``config`` against the schema and the cross-key rules; fill in defaults in place.
+
+    Raises:
+        ConfigError: naming every offending key, e.g. ``runs[0].algos[0]: 'ddpg' is not one of ...``.
+    """
+    with open(schema_path) as stream:
+        schema = yaml.safe_load(stream)
+    errors = sorted(_validator_with_defaults(schema).iter_errors(config), key=lambda e: list(map(str, e.path)))
+    if errors:
+        lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    problems = list(_cross_key_problems(config))
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return config
+
+
+def checkpoint_grid(total_steps: int, interval: int, additional: Iterable[int] = ()) -> tuple[int, ...]:
+    """Checkpoint env steps: 0, the additional steps, every ``interval``, and ``total_steps``."""
+    steps = {0, total_steps, *additional, *range(interval, total_steps + 1, interval)}
+    return tuple(sorted(steps))
+
+
+def _algo_settings(config: dict[str, Any], task: str, algo: str) -> dict[str, Any]:
+    """The registry entry of (task, algo) on top of the algorithm's defaults."""
+    defaults = config["algorithms"][algo]
+    entry = config["tasks"][task][algo]
+    return {
+        "hyperparameters": {**defaults.get("hyperparameters", {}), **entry.get("hyperparameters", {})},
+        "policy": {**defaults.get("policy", {}), **entry.get("policy", {})},
+        "vec_normalize": entry.get("vec_normalize", defaults.get("vec_normalize", False)),
+        "total_steps": entry.get("total_steps"),
+    }
+
+
+def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
+    seen: dict[tuple[str, str], int] = {}
+    for index, run in enumerate(config["runs"]):
+        where = f"runs[{index}]"
+        task = run["task"]
+        if task not in config["tasks"]:
+            yield f"config key '{where}.task': {task!r} is not a registered task (known: {', '.join(config['tasks'])})"
+            continue
+        for algo in run["algos"]:
+            if algo not in config["tasks"][task]:
+                yield f"config key '{where}.algos': task {task!r} has no {algo!r} entry in tasks.{task}"
+                continue
+            if (task, algo) in seen:
+                yield f"config key '{where}': ({task}, {algo}) is already listed in runs[{seen[task, algo]}]"
+            seen[task, algo] = index
+            settings = _algo_settings(config, task, algo)
+            total = run.get("total_steps", settings["total_steps"])
+            if total is None:
+                yield f"config key 'tasks.{task}.{algo}.total_steps': missing (and {where} sets no total_steps)"
+                continue
+            yield from _grid_problems(config, run, where, algo, total, settings)
+
+
+def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
+    origin = f"{where}.checkpoints" if "checkpoints" in run else "checkpoints"
+    grid = run.get("checkpoints", config["checkpoints"])
+    if grid["interval"] > total:
+        yield f"config key '{origin}.interval': {grid['interval']} exceeds the budget of {algo} in {where} ({total} steps)"
+    for step in grid.get("additional", []):
+        if step > total:
+            yield f"config key '{origin}.additional': step {step} exceeds the budget of {algo} in {where} ({total} steps)"
+    evaluation = run.get("evaluation", config["evaluation"])
+    if evaluation["interval"] > total:
+        origin_eval = f"{where}.evaluation" if "evaluation" in run else "evaluation"
+        yield f"config key '{origin_eval}.interval': {evaluation['interval']} exceeds the budget of {algo} in {where} ({total} steps)"
+    hyper = {**settings["hyperparameters"], **run.get("hyperparameters", {}).get(algo, {})}
+    if algo == "ppo" and hyper["batch_size"] > hyper["n_steps"]:
+        yield f"config key '{where}.hyperparameters.ppo.batch_size': {hyper['batch_size']} exceeds n_steps {hyper['n_steps']}"
+    if algo == "sac":
+        steps = checkpoint_grid(total, grid["interval"], grid.get("additional", []))
+        widest = max(b - a for a, b in zip(steps, steps[1:]))
+        if widest > hyper["buffer_size"]:
+            yield (
+                f"config key '{origin}.interval': checkpoints {widest} steps apart exceed the SAC buffer_size "
+                f"{hyper['buffer_size']} of {where}; transitions would be lost between checkpoints"
+            )
+
+
+def run_specs(config: dict[str, Any]) -> dict[tuple[str, str, int], RunSpec]:
+    """One resolved ``RunSpec`` per (algo, task, seed) of a validated config, in config order."""
+    specs: dict[tuple[str, str, int], RunSpec] = {}
+    for run in config["runs"]:
+        task = config["tasks"][run["task"]]
+        for algo in run["algos"]:
+            settings = _algo_settings(config, run["task"], algo)
+            total = run.get("total_steps", settings["total_steps"])
+            grid = run.get("checkpoints", config["checkpoints"])
+            evaluation = run.get("evaluation", config["evaluation"])
+            for seed in run.get("seeds", config["seeds"]):
+                specs[algo, run["task"], seed] = RunSpec(
+                    experiment=config["experiment"],
+                    algo=algo,
+                    task=run["task"],
+                    seed=seed,
+                    env_id=task["env_id"],
+                    env_kwargs=task.get("env_kwargs", {}),
+                    total_steps=total,
+                    hyperparameters={**settings["hyperparameters"], **run.get("hyperparameters", {}).get(algo, {})},
+                    policy=settings["policy"],
+                    vec_normalize=dict(VEC_NORMALIZE) if settings["vec_normalize"] else None,
+                    checkpoint_steps=checkpoint_grid(total, grid["interval"], grid.get("additional", [])),
+                    eval_interval=evaluation["interval"],
+                    eval_episodes=evaluation["episodes"],
+                    actor_path_every=config["actor_path"]["every_updates"],
+                )
+    return specs

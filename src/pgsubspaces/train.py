@@ -1,0 +1,180 @@
+"""Train one stable-baselines3 agent on the run's checkpoint grid; resume from its last checkpoint.
+
+    python -m pgsubspaces.train --spec '<RunSpec JSON>' --out RUN_DIR/training.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from pgsubspaces import atomic
+from pgsubspaces.agents import algorithm_class, new_agent
+from pgsubspaces.callbacks import (
+    ActorPathRecorder,
+    Checkpointer,
+    EpisodeRecorder,
+    Evaluator,
+    ProgressBar,
+    ReplayStream,
+    evaluate,
+    restore_replay_buffer,
+)
+from pgsubspaces.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state
+from pgsubspaces.config import RunSpec
+from pgsubspaces.curves import LearningCurves
+from pgsubspaces.envs import make_vec_env
+from pgsubspaces.versions import package_versions
+
+log = logging.getLogger("pgsubspaces.train")
+
+# Spec fields that may change between a run's sessions: extending the budget extends the grid.
+RESUMABLE_CHANGES = {"total_steps", "checkpoint_steps"}
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be resumed with this spec."""
+
+
+@dataclasses.dataclass
+class Session:
+    """What a training session starts from: fresh (step 0) or a checkpoint."""
+
+    model: BaseAlgorithm
+    start: int
+    curves: LearningCurves
+    stream: ReplayStream | None
+    actor_updates: int
+
+
+def check_spec(run_dir: Path, spec: RunSpec) -> None:
+    """Record the spec in a new run dir, or check that an existing one was trained with the same settings."""
+    path = run_dir / "spec.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        new = json.loads(spec.to_json())
+        changed = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+        if changed:
+            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+            raise RunDirError(
+                f"{run_dir} holds checkpoints trained with other settings ({details}). "
+                "Delete that folder to retrain, or give the experiment another name."
+            )
+        done = completed_steps(run_dir)
+        if done and done[-1] > spec.total_steps:
+            raise RunDirError(f"{run_dir} has a checkpoint at step {done[-1]}, beyond total_steps {spec.total_steps}")
+    atomic.write_text(path, spec.to_json())
+
+
+def _fresh(spec: RunSpec, venv: VecEnv, device: str) -> Session:
+    model = new_agent(spec.algo, venv, spec.hyperparameters, spec.policy, spec.seed, device)
+    stream = ReplayStream() if spec.algo == "sac" else None
+    return Session(model, 0, LearningCurves(), stream, 0)
+
+
+def _resume(spec: RunSpec, run_dir: Path, step: int, device: str) -> Session:
+    folder = checkpoint_dir(run_dir, step)
+    venv = make_vec_env(spec.env_id, spec.env_kwargs)
+    if spec.vec_normalize is not None:
+        venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), venv)
+    model = algorithm_class(spec.algo).load(folder / "model.zip", env=venv, device=device)
+    model.set_random_seed(spec.seed + step)  # a resumed session draws fresh, reproducible randomness
+    state = read_state(run_dir, step)
+    stream = None
+    if spec.algo == "sac":
+        steps = [s for s in completed_steps(run_dir) if s <= step]
+        transitions = read_chunks(run_dir, "replay.npz", steps)
+        if transitions:
+            restore_replay_buffer(model.replay_buffer, transitions)
+        stream = ReplayStream(end=state["replay_end"])
+    curves = LearningCurves.load(folder / "curves.npz")
+    return Session(model, step, curves, stream, state.get("actor_updates", 0))
+
+
+def train(spec: RunSpec, run_dir: Path, out: Path, device: str = "auto", threads: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the run and write ``out``, a JSON summary, last.
+
+    Returns:
+        The summary: run id, total steps, checkpoint steps, the step resumed from (or None), seconds.
+    """
+    th.set_num_threads(threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_spec(run_dir, spec)
+    done = completed_steps(run_dir)
+    started = time.time()
+    if done:
+        log.info("resuming %s from its checkpoint at step %d of %d", spec.run_id, done[-1], spec.total_steps)
+        session = _resume(spec, run_dir, done[-1], device)
+    else:
+        log.info("training %s from scratch for %d steps", spec.run_id, spec.total_steps)
+        venv = make_vec_env(spec.env_id, spec.env_kwargs, spec.vec_normalize)
+        session = _fresh(spec, venv, device)
+    model = session.model
+    eval_env = make_vec_env(spec.env_id, spec.env_kwargs, spec.vec_normalize, training=False)
+    eval_env.seed(spec.seed + 1 + session.start)
+
+    actor_path = None
+    if spec.actor_path_every > 0:
+        actor_path = ActorPathRecorder(model, spec.algo, spec.actor_path_every, session.actor_updates)
+    checkpointer = Checkpointer(run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path)
+    callbacks: list[BaseCallback] = [
+        EpisodeRecorder(session.curves),
+        Evaluator(session.curves, eval_env, spec.eval_interval, spec.eval_episodes, spec.total_steps),
+        checkpointer,
+    ]
+    if progress:
+        callbacks.append(ProgressBar(spec.total_steps, session.start))
+    if session.start == 0:
+        session.curves.eval.append((0, *evaluate(model, eval_env, spec.eval_episodes)))
+        if actor_path is not None:
+            actor_path.record()
+        checkpointer.save(model)
+    if session.start < spec.total_steps:
+        model.learn(total_timesteps=spec.total_steps - session.start, reset_num_timesteps=False, callback=CallbackList(callbacks))
+
+    # PPO (and SAC with train_freq > 1) may step past the budget to finish a rollout: keep rows <= budget.
+    session.curves.up_to(spec.total_steps).save(run_dir / "curves.npz")
+    summary = {
+        "run": spec.run_id,
+        "experiment": spec.experiment,
+        "total_steps": spec.total_steps,
+        "checkpoints": completed_steps(run_dir),
+        "resumed_from": session.start if done else None,
+        "seconds": round(time.time() - started, 1),
+        "versions": package_versions(),
+    }
+    missing = sorted(set(spec.checkpoint_steps) - set(summary["checkpoints"]))
+    if missing:
+        raise RuntimeError(f"{run_dir}: training ended without checkpoints at steps {missing}")
+    atomic.write_text(out, json.dumps(summary, indent=1))
+    log.info("finished %s in %.0f s", spec.run_id, summary["seconds"])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True, help="the run's RunSpec as JSON (or @file)")
+    parser.add_argument("--run-dir", type=Path, help="checkpoint folder (default: the folder of --out)")
+    parser.add_argument("--out", required=True, type=Path, help="summary JSON, written last")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one is fastest for these nets)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    text = Path(args.spec[1:]).read_text() if args.spec.startswith("@") else args.spec
+    train(RunSpec.from_json(text), args.run_dir or args.out.parent, args.out, args.device, args.threads, not args.no_progress)
+
+
+if __name__ == "__main__":
+    main()
