@@ -3,13 +3,18 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 
-# Rules call `python -m pgsubspaces.<stage>`: the package is importable here and in every job, also in
-# conda envs that do not install it.
+# Rules call `python -m pgsubspaces.<stage>`. That `python` is the interpreter running Snakemake (so
+# `.venv/bin/snakemake` works without activating the venv) unless conda envs are in use, and the package
+# is importable in every job, also in conda envs that do not install it.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
+settings = workflow.deployment_settings
+USE_CONDA = settings is not None and DeploymentMethod.CONDA in settings.deployment_method
+PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$PATH; "
 # (braces doubled twice: once for the f-string, once for Snakemake's formatting of shell commands)
-shell.prefix(f"export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from pgsubspaces.config import ConfigError, run_specs, validate_config
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -43,7 +44,9 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     if not isinstance(env.observation_space, gym.spaces.Box):
         env = gym.wrappers.FlattenObservation(env)
     if env.observation_space.dtype != np.float32:
-        env = gym.wrappers.DtypeObservation(env, np.float32)
+        with warnings.catch_warnings():  # infinite float64 bounds stay infinite in float32
+            warnings.filterwarnings("ignore", message=".*precision lowered.*")
+            env = gym.wrappers.DtypeObservation(env, np.float32)
     return env
 
 

@@ -73,7 +73,7 @@ class ZipCheckpoint:
         return int(self.data["num_timesteps"])
 
     def layouts(self) -> dict[str, ParameterLayout]:
-        return {net: layout_of(self.blocks[net]) for net in ("actor", "critic")}
+        return {net: layout_of(named) for net, named in self.blocks.items()}
 
     def checkpoint(self, vec_normalize: dict[str, Any] | None, extra_attrs: dict[str, Any] | None = None) -> CheckpointData:
         attrs: dict[str, Any] = {"n_updates": int(self.data.get("_n_updates", 0))}

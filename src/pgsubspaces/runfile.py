@@ -205,7 +205,7 @@ class RunFile:
         """float32, shape (n_params of ``net``,): the flat parameters of ``net`` at ``step``."""
         group = self._checkpoint(step)
         vector = self._read(f"{group.name}/{net}".lstrip("/"))
-        expected = self.layout("critic" if net == "critic_target" else net).size
+        expected = self.layout(net).size
         if vector.shape != (expected,):
             raise RunFileError(f"{self.path}: '{group.name}/{net}' has shape {vector.shape}, expected ({expected},)")
         return vector
@@ -256,7 +256,7 @@ def build_policy(run: RunFile, step: int) -> BasePolicy:
         run.algo, run.space("observation"), run.space("action"), run.config("hyperparameters"), run.config("policy")
     )
     for net, named in split_parameters(policy, run.algo).items():
-        assign(named, run.vector(step, net), run.layout("critic" if net == "critic_target" else net))
+        assign(named, run.vector(step, net), run.layout(net))
     policy.set_training_mode(False)
     return policy
 

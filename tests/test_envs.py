@@ -1,0 +1,60 @@
+"""Every registered task builds its real environment with a flat float32 Box observation."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from pgsubspaces.config import load_config
+from pgsubspaces.envs import make_env, make_vec_env
+
+TASKS = load_config()["tasks"]
+# Observation sizes the paper's flattening gives (Fetch: achieved_goal, desired_goal, observation).
+EXPECTED_OBS = {"FetchReach": 16, "FetchPush": 31, "FingerSpin": 9, "BallInCupCatch": 8, "Walker2d": 17, "Ant": 105}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_task_steps_with_box_observations(task):
+    env = make_env(TASKS[task]["env_id"], TASKS[task].get("env_kwargs"))
+    space = env.observation_space
+    assert isinstance(space, gym.spaces.Box) and space.dtype == np.float32 and len(space.shape) == 1
+    assert isinstance(env.action_space, gym.spaces.Box)
+    if task in EXPECTED_OBS:
+        assert space.shape == (EXPECTED_OBS[task],)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == space.shape and obs.dtype == np.float32
+    for _ in range(5):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert obs.shape == space.shape and obs.dtype == np.float32 and np.isfinite(obs).all()
+        assert np.isscalar(reward) or np.ndim(reward) == 0
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+
+
+def test_dm_control_episode_end_is_a_truncation():
+    """dmc2gym ended episodes by a 1,000-step TimeLimit, which SB3 bootstraps; so must we."""
+    env = make_env(TASKS["FingerSpin"]["env_id"])
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for step in range(1, 1001):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            break
+    assert (step, terminated, truncated) == (1000, False, True)
+
+
+def test_fetch_resets_and_reports_success():
+    """The joint-type assertion of gymnasium-robotics 1.4.2 is worked around in our code."""
+    venv = make_vec_env(TASKS["FetchPush"]["env_id"])
+    venv.seed(0)
+    venv.reset()
+    _, _, _, infos = venv.step(np.zeros((1, 4), dtype=np.float32))
+    assert "is_success" in infos[0]
+
+
+def test_unknown_env_id_names_it():
+    with pytest.raises(ValueError, match="NoSuchEnv-v0"):
+        make_env("NoSuchEnv-v0")

@@ -1,0 +1,120 @@
+"""The smoke config through Snakemake: training and export of PPO and SAC, checked against SB3 itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+
+from pgsubspaces.agents import algorithm_class, new_agent
+from pgsubspaces.checkpoints import checkpoint_dir
+from pgsubspaces.config import load_config, run_specs, validate_config
+from pgsubspaces.envs import make_vec_env
+from pgsubspaces.parameters import flatten, split_parameters
+from pgsubspaces.runfile import RunFile, build_policy
+
+from conftest import REPO
+
+SPECS = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
+
+
+def run_file(workdir, algo):
+    return RunFile(workdir / f"results/smoke/runs/{algo}/Pendulum/seed0.h5")
+
+
+def observations(run: RunFile, n: int = 256) -> np.ndarray:
+    space = run.space("observation")
+    rng = np.random.default_rng(0)
+    return rng.uniform(np.maximum(space.low, -5), np.minimum(space.high, 5), size=(n, *space.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_export_holds_every_checkpoint_of_the_grid(smoke_workflow, algo):
+    with run_file(smoke_workflow, algo) as run:
+        assert run.steps.tolist() == list(SPECS[algo, "Pendulum", 0].checkpoint_steps)
+        assert run.attrs["algo"] == algo and run.attrs["env_id"] == "Pendulum-v1" and run.attrs["seed"] == 0
+        assert run.config("hyperparameters") == SPECS[algo, "Pendulum", 0].hyperparameters
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_flat_vectors_rebuild_the_saved_policy_exactly(smoke_workflow, algo):
+    """Actions and values of a policy rebuilt from the HDF5 vectors equal those of SB3's own model zip."""
+    th.set_num_threads(1)
+    run_dir = smoke_workflow / f"results/smoke/runs/{algo}/Pendulum/seed0"
+    with run_file(smoke_workflow, algo) as run:
+        obs = observations(run)
+        for step in run.steps.tolist():
+            saved = algorithm_class(algo).load(checkpoint_dir(run_dir, step) / "model.zip", device="cpu").policy
+            rebuilt = build_policy(run, step)
+            actions, _ = saved.predict(obs, deterministic=True)
+            np.testing.assert_array_equal(rebuilt.predict(obs, deterministic=True)[0], actions)
+            obs_t, act_t = th.as_tensor(obs), th.as_tensor(actions)
+            with th.no_grad():
+                if algo == "ppo":
+                    np.testing.assert_array_equal(rebuilt.predict_values(obs_t), saved.predict_values(obs_t))
+                else:
+                    for ours, theirs in zip(rebuilt.critic(obs_t, act_t), saved.critic(obs_t, act_t)):
+                        np.testing.assert_array_equal(ours, theirs)
+                    for ours, theirs in zip(rebuilt.critic_target(obs_t, act_t), saved.critic_target(obs_t, act_t)):
+                        np.testing.assert_array_equal(ours, theirs)
+        assert not np.array_equal(run.vector(run.steps[-1], "actor"), run.vector(0, "actor"))  # it did train
+
+
+class BufferSnapshots(BaseCallback):
+    """What plain SB3 holds at each checkpoint step: the replay buffer (oldest first) and the actor."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.buffers, self.actors = set(steps), {}, {}
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps in self.steps:
+            self.actors[self.num_timesteps] = flatten(split_parameters(self.model.policy, self.model_algo)["actor"])
+            buffer = self.model.replay_buffer if self.model_algo == "sac" else None
+            if buffer is not None:
+                n = buffer.buffer_size if buffer.full else buffer.pos
+                order = (buffer.pos + np.arange(n)) % buffer.buffer_size if buffer.full else np.arange(n)
+                self.buffers[self.num_timesteps] = {
+                    field: getattr(buffer, field)[order, 0].copy()
+                    for field in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+                }
+        return True
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_training_equals_plain_sb3_with_the_same_seed(smoke_workflow, algo):
+    """Same seed, same numbers: plain SB3 reproduces the exported actors, and SAC's buffer at each checkpoint."""
+    th.set_num_threads(1)
+    spec = SPECS[algo, "Pendulum", 0]
+    model = new_agent(algo, make_vec_env(spec.env_id), spec.hyperparameters, spec.policy, spec.seed, "cpu")
+    snapshots = BufferSnapshots(spec.checkpoint_steps)
+    snapshots.model_algo = algo
+    model.learn(total_timesteps=spec.total_steps, callback=snapshots)
+    with run_file(smoke_workflow, algo) as run:
+        for step in spec.checkpoint_steps[1:]:
+            np.testing.assert_array_equal(run.vector(step, "actor"), snapshots.actors[step])
+            if algo == "sac":
+                replay = run.replay(step)
+                for field, theirs in snapshots.buffers[step].items():
+                    np.testing.assert_array_equal(replay[field], theirs.astype(replay[field].dtype), err_msg=f"{field} at {step}")
+        if algo == "sac":
+            # Pendulum truncates every 200 steps; SB3 bootstraps through those, so they are timeouts, not terminations
+            final = run.replay(spec.total_steps)
+            assert len(final["rewards"]) == spec.hyperparameters["buffer_size"]  # the 400-transition buffer wrapped
+            assert final["timeouts"].sum() >= 1 and np.array_equal(final["timeouts"], final["dones"])
+            assert len(run.replay(0)["rewards"]) == 0
+
+
+def test_learning_curves_follow_the_episodes(smoke_workflow):
+    """PPO on Pendulum: 200-step episodes, evaluations every 512 steps, rollouts of n_steps = 512."""
+    with run_file(smoke_workflow, "ppo") as run:
+        curves = run.curves()
+    assert curves["eval/step"].tolist() == [0, 512, 1024, 1536, 2048]
+    assert curves["episodes/step"].tolist() == list(range(200, 2001, 200))
+    assert set(curves["episodes/length"].tolist()) == {200}
+    assert curves["rollouts/step"].tolist() == [512, 1024, 1536, 2048]
+    assert curves["rollouts/n_episodes"].tolist() == [2, 3, 2, 3]
+    returns = curves["episodes/return"]
+    np.testing.assert_allclose(curves["rollouts/mean_return"], [returns[0:2].mean(), returns[2:5].mean(), returns[5:7].mean(), returns[7:10].mean()])
+    assert np.all(curves["eval/mean_return"] < 0) and np.isnan(curves["eval/success_rate"]).all()
