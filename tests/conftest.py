@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from stable_baselines3.common.callbacks import BaseCallback
+
+from pgsubspaces.checkpoints import REPLAY_FIELDS
+from pgsubspaces.parameters import flatten, split_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -50,3 +55,25 @@ def smoke_workflow(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
     snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml")
     return workdir
+
+
+def chronological(buffer) -> dict[str, np.ndarray]:
+    """An SB3 replay buffer's transitions, oldest first (unrolling the circular storage)."""
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    order = (buffer.pos + np.arange(n)) % buffer.buffer_size if buffer.full else np.arange(n)
+    return {field: getattr(buffer, field)[order, 0].copy() for field in REPLAY_FIELDS}
+
+
+class BufferSnapshots(BaseCallback):
+    """What plain SB3 holds at the given steps: the flat actor and (SAC) the replay buffer, oldest first."""
+
+    def __init__(self, algo: str, steps):
+        super().__init__()
+        self.algo, self.steps, self.buffers, self.actors = algo, set(steps), {}, {}
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps in self.steps:
+            self.actors[self.num_timesteps] = flatten(split_parameters(self.model.policy, self.algo)["actor"])
+            if self.algo == "sac":
+                self.buffers[self.num_timesteps] = chronological(self.model.replay_buffer)
+        return True

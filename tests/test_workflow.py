@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.callbacks import BaseCallback
 
 from pgsubspaces.agents import algorithm_class, new_agent
 from pgsubspaces.checkpoints import checkpoint_dir
@@ -14,7 +13,7 @@ from pgsubspaces.envs import make_vec_env
 from pgsubspaces.parameters import flatten, split_parameters
 from pgsubspaces.runfile import RunFile, build_policy
 
-from conftest import REPO
+from conftest import REPO, BufferSnapshots
 
 SPECS = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
 
@@ -61,35 +60,13 @@ def test_flat_vectors_rebuild_the_saved_policy_exactly(smoke_workflow, algo):
         assert not np.array_equal(run.vector(run.steps[-1], "actor"), run.vector(0, "actor"))  # it did train
 
 
-class BufferSnapshots(BaseCallback):
-    """What plain SB3 holds at each checkpoint step: the replay buffer (oldest first) and the actor."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps, self.buffers, self.actors = set(steps), {}, {}
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps in self.steps:
-            self.actors[self.num_timesteps] = flatten(split_parameters(self.model.policy, self.model_algo)["actor"])
-            buffer = self.model.replay_buffer if self.model_algo == "sac" else None
-            if buffer is not None:
-                n = buffer.buffer_size if buffer.full else buffer.pos
-                order = (buffer.pos + np.arange(n)) % buffer.buffer_size if buffer.full else np.arange(n)
-                self.buffers[self.num_timesteps] = {
-                    field: getattr(buffer, field)[order, 0].copy()
-                    for field in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-                }
-        return True
-
-
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_training_equals_plain_sb3_with_the_same_seed(smoke_workflow, algo):
     """Same seed, same numbers: plain SB3 reproduces the exported actors, and SAC's buffer at each checkpoint."""
     th.set_num_threads(1)
     spec = SPECS[algo, "Pendulum", 0]
     model = new_agent(algo, make_vec_env(spec.env_id), spec.hyperparameters, spec.policy, spec.seed, "cpu")
-    snapshots = BufferSnapshots(spec.checkpoint_steps)
-    snapshots.model_algo = algo
+    snapshots = BufferSnapshots(algo, spec.checkpoint_steps)
     model.learn(total_timesteps=spec.total_steps, callback=snapshots)
     with run_file(smoke_workflow, algo) as run:
         for step in spec.checkpoint_steps[1:]:

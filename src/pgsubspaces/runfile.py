@@ -137,15 +137,13 @@ class RunFile:
             raise RunFileError(
                 f"{self.path}: not a readable HDF5 file, corrupt or truncated ({error}); delete it and rerun the export"
             ) from None
-        attrs = self._file.attrs
-        if attrs.get("format") != FORMAT:
+        found, version = self._file.attrs.get("format"), self._file.attrs.get("format_version")
+        if found != FORMAT:
             self.close()
-            raise RunFileError(f"{self.path}: attribute 'format' is {attrs.get('format')!r}, expected {FORMAT!r}")
-        if attrs.get("format_version") != FORMAT_VERSION:
+            raise RunFileError(f"{self.path}: attribute 'format' is {found!r}, expected {FORMAT!r}")
+        if version != FORMAT_VERSION:
             self.close()
-            raise RunFileError(
-                f"{self.path}: format_version {attrs.get('format_version')!r}, this code reads {FORMAT_VERSION}"
-            )
+            raise RunFileError(f"{self.path}: format_version {version}, this code reads {FORMAT_VERSION}")
 
     def __enter__(self) -> RunFile:
         return self

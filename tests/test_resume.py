@@ -1,0 +1,104 @@
+"""An interrupted training resumes from its last checkpoint instead of starting over."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from pgsubspaces.config import load_config, run_specs, validate_config
+from pgsubspaces.export import export_run
+from pgsubspaces.runfile import RunFile
+from pgsubspaces.train import RunDirError, _resume, train
+
+from conftest import REPO, SNAKEMAKE, chronological, copy_workflow, job_env, snakemake
+
+
+def kill_training(pattern: str) -> None:
+    for pid in subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    experiment = f"resume_{uuid.uuid4().hex[:8]}"
+    (workdir / "resume.yaml").write_text(
+        f"experiment: {experiment}\nseeds: [0]\n"
+        "runs:\n  - task: Pendulum\n    algos: [ppo]\n    total_steps: 16384\n"
+        "    checkpoints: {interval: 2048, additional: []}\n"
+        "    hyperparameters: {ppo: {n_steps: 512}}\n"
+        "evaluation: {interval: 4096, episodes: 1}\n"
+    )
+    run_dir = workdir / f"results/{experiment}/runs/ppo/Pendulum/seed0"
+    first = subprocess.Popen(
+        [str(SNAKEMAKE), "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml"],
+        cwd=workdir, env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.time() + 300
+    while not (run_dir / "checkpoints/step_000002048").exists():
+        assert first.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.1)
+    kill_training(f"results/{experiment}/runs")
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode != 0, output  # the job died; Snakemake reports it
+    assert not (run_dir / "training.json").exists()
+    kept = sorted(p.name for p in (run_dir / "checkpoints").iterdir() if not p.name.startswith("."))
+    assert kept and kept[-1] != "step_000016384"
+    last = int(kept[-1].split("_")[1])
+    before = {name: (run_dir / "checkpoints" / name / "model.zip").stat().st_mtime_ns for name in kept}
+
+    snakemake(workdir, "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml")
+    summary = json.loads((run_dir / "training.json").read_text())
+    assert summary["resumed_from"] == last
+    assert summary["checkpoints"] == list(range(0, 16385, 2048))
+    log = (workdir / f"logs/{experiment}/train/ppo/Pendulum/seed0.log").read_text()
+    assert f"resuming ppo/Pendulum/seed0 from its checkpoint at step {last} of 16384" in log
+    for name, mtime in before.items():  # what was done before the kill stays as it was
+        assert (run_dir / "checkpoints" / name / "model.zip").stat().st_mtime_ns == mtime
+    with RunFile(workdir / f"results/{experiment}/runs/ppo/Pendulum/seed0.h5") as run:
+        assert run.steps.tolist() == list(range(0, 16385, 2048))
+        assert run.curves()["eval/step"].tolist() == [0, 4096, 8192, 12288, 16384]
+
+
+def test_sac_resume_restores_the_replay_buffer(tmp_path):
+    spec = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))["sac", "Pendulum", 0]
+    short = dataclasses.replace(spec, total_steps=300, checkpoint_steps=(0, 150, 300))
+    run_dir = tmp_path / "run"
+    train(short, run_dir, run_dir / "training.json", device="cpu", progress=False)
+    export_run(run_dir, tmp_path / "short.h5")
+    with RunFile(tmp_path / "short.h5") as run:
+        at_300 = run.replay(300)
+    assert len(at_300["rewards"]) == 299  # the transition of step 300 is stored after the checkpoint
+
+    session = _resume(spec, run_dir, 300, "cpu")
+    for field, values in chronological(session.model.replay_buffer).items():
+        np.testing.assert_array_equal(values, at_300[field].astype(values.dtype))
+
+    summary = train(spec, run_dir, run_dir / "training.json", device="cpu", progress=False)  # budget extended
+    assert summary["resumed_from"] == 300 and summary["checkpoints"] == [0, 150, 300, 600]
+    export_run(run_dir, tmp_path / "long.h5")
+    with RunFile(tmp_path / "long.h5") as run:
+        np.testing.assert_array_equal(run.replay(300)["observations"], at_300["observations"])
+        # 299 transitions before the interruption, 299 after (step 300's transition was never stored)
+        assert run.checkpoint_attrs(600)["replay_end"] == 598
+        assert len(run.replay(600)["rewards"]) == spec.hyperparameters["buffer_size"]
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    spec = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))["ppo", "Pendulum", 0]
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "spec.json").write_text(spec.to_json())
+    other = dataclasses.replace(spec, hyperparameters={**spec.hyperparameters, "learning_rate": 1e-3})
+    with pytest.raises(RunDirError, match=r"other settings \(hyperparameters: .*'learning_rate': 0.003.*0.001"):
+        train(other, run_dir, run_dir / "training.json", device="cpu", progress=False)
