@@ -11,7 +11,9 @@ from snakemake.settings.types import DeploymentMethod
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 settings = workflow.deployment_settings
-USE_CONDA = settings is not None and DeploymentMethod.CONDA in settings.deployment_method
+USE_CONDA = (
+    settings is not None and DeploymentMethod.CONDA in settings.deployment_method
+)
 PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$PATH; "
 # (braces doubled twice: once for the f-string, once for Snakemake's formatting of shell commands)
 shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")

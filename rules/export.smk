@@ -3,12 +3,12 @@ rule export:
         summary=rules.train.output.summary,
     output:
         h5=f"{RESULTS}/runs/{{algo}}/{{task}}/seed{{seed}}.h5",
-    params:
-        run_dir=get_run_dir,
     log:
         f"{LOGS}/export/{{algo}}/{{task}}/seed{{seed}}.log",
     conda:
         "../envs/rl.yaml"
+    params:
+        run_dir=get_run_dir,
     message:
         "export {wildcards.algo} on {wildcards.task}, seed {wildcards.seed} to HDF5"
     shell:

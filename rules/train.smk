@@ -1,14 +1,14 @@
 rule train:
     output:
         summary=f"{RESULTS}/runs/{{algo}}/{{task}}/seed{{seed}}/training.json",
+    log:
+        f"{LOGS}/train/{{algo}}/{{task}}/seed{{seed}}.log",
+    conda:
+        "../envs/rl.yaml"
+    threads: 1
     params:
         spec=get_spec,
         device=config["device"],
-    log:
-        f"{LOGS}/train/{{algo}}/{{task}}/seed{{seed}}.log",
-    threads: 1
-    conda:
-        "../envs/rl.yaml"
     message:
         "train {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}"
     shell:

@@ -45,7 +45,8 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 90
         [str(SNAKEMAKE), *args], cwd=workdir, env=job_env(), capture_output=True, text=True, timeout=timeout
     )
     if check and result.returncode != 0:
-        pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        output = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{output}")
     return result
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from conftest import REPO, copy_workflow, snakemake
 
 from pgsubspaces.config import ConfigError, checkpoint_grid, load_config, run_specs, validate_config
-
-from conftest import REPO, copy_workflow, snakemake
 
 
 def config(name: str = "smoke.yaml") -> dict:
@@ -54,16 +53,30 @@ def broken(change) -> dict:
         (lambda c: c["runs"][0].update(task="Atari"), r"runs\[0\]\.task': 'Atari' is not a registered task"),
         (lambda c: c["runs"][1].update(algos=["ddpg"]), r"runs\[1\]\.algos\[0\]': 'ddpg' is not one of"),
         (lambda c: c["runs"][0].update(total_steps=-5), r"runs\[0\]\.total_steps': -5 is less than the minimum"),
-        (lambda c: c["runs"][0]["checkpoints"].update(interval=4096), r"runs\[0\]\.checkpoints\.interval': 4096 exceeds"),
-        (lambda c: c["runs"][1]["checkpoints"].update(additional=[700]), r"runs\[1\]\.checkpoints\.additional': step 700"),
+        (
+            lambda c: c["runs"][0]["checkpoints"].update(interval=4096),
+            r"runs\[0\]\.checkpoints\.interval': 4096 exceeds",
+        ),
+        (
+            lambda c: c["runs"][1]["checkpoints"].update(additional=[700]),
+            r"runs\[1\]\.checkpoints\.additional': step 700",
+        ),
         (lambda c: c["evaluation"].update(interval=10_000), r"'evaluation\.interval': 10000 exceeds"),
-        (lambda c: c["runs"][0]["hyperparameters"]["ppo"].update(n_stepz=3), r"runs\[0\]\.hyperparameters\.ppo'.*'n_stepz'"),
-        (lambda c: c["runs"].append({"task": "Pendulum", "algos": ["ppo"]}), r"runs\[2\]': \(Pendulum, ppo\) is already"),
+        (
+            lambda c: c["runs"][0]["hyperparameters"]["ppo"].update(n_stepz=3),
+            r"runs\[0\]\.hyperparameters\.ppo'.*'n_stepz'",
+        ),
+        (
+            lambda c: c["runs"].append({"task": "Pendulum", "algos": ["ppo"]}),
+            r"runs\[2\]': \(Pendulum, ppo\) is already",
+        ),
         (lambda c: c["runs"].append({"task": "FetchPush", "algos": ["sac"]}), r"task 'FetchPush' has no 'sac' entry"),
         (lambda c: c.update(seeds=[]), r"'seeds': \[\] should be non-empty"),
         (lambda c: c.update(experimnt="x"), r"'<top level>'.*'experimnt' was unexpected"),
-        (lambda c: c["runs"][1]["hyperparameters"]["sac"].update(buffer_size=100),
-         r"runs\[1\]\.checkpoints\.interval': checkpoints 300 steps apart exceed the SAC buffer_size 100"),
+        (
+            lambda c: c["runs"][1]["hyperparameters"]["sac"].update(buffer_size=100),
+            r"runs\[1\]\.checkpoints\.interval': checkpoints 300 steps apart exceed the SAC buffer_size 100",
+        ),
     ],
 )
 def test_bad_config_names_the_key(change, key):

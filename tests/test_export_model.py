@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch as th
+from conftest import BufferSnapshots, copy_workflow, snakemake
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
@@ -11,8 +12,6 @@ from pgsubspaces.agents import new_agent
 from pgsubspaces.envs import make_vec_env
 from pgsubspaces.export import main as export_main
 from pgsubspaces.runfile import RunFile, build_policy
-
-from conftest import BufferSnapshots, copy_workflow, snakemake
 
 SAC_SETTINGS = {"learning_starts": 50, "buffer_size": 200, "batch_size": 32}
 
@@ -24,8 +23,22 @@ def test_sac_zips_with_replay_buffer(tmp_path):
     saver = CheckpointCallback(save_freq=150, save_path=str(tmp_path), save_replay_buffer=True)
     model.learn(300, callback=CallbackList([snapshots, saver]))
     zips = [tmp_path / "rl_model_300_steps.zip", tmp_path / "rl_model_150_steps.zip"]  # any order
-    export_main(["model", *map(str, zips), "--replay-buffer", str(tmp_path / "rl_model_replay_buffer_300_steps.pkl"),
-                 "--task", "Pendulum", "--env-id", "Pendulum-v1", "--seed", "3", "--out", str(tmp_path / "run.h5")])
+    export_main(
+        [
+            "model",
+            *map(str, zips),
+            "--replay-buffer",
+            str(tmp_path / "rl_model_replay_buffer_300_steps.pkl"),
+            "--task",
+            "Pendulum",
+            "--env-id",
+            "Pendulum-v1",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "run.h5"),
+        ]
+    )
     with RunFile(tmp_path / "run.h5") as run:
         assert run.steps.tolist() == [150, 300] and run.algo == "sac" and run.attrs["seed"] == 3
         np.testing.assert_array_equal(run.vector(300, "actor"), snapshots.actors[300])
@@ -54,12 +67,25 @@ def test_ppo_zip_with_vecnormalize_through_the_rule(tmp_path):
         assert run.config("hyperparameters")["n_steps"] == 256 and run.config("hyperparameters")["clip_range"] == 0.2
         obs = np.random.default_rng(1).uniform(-1, 1, (64, 3)).astype(np.float32)
         rebuilt = build_policy(run, 512)
-        np.testing.assert_array_equal(rebuilt.predict(obs, deterministic=True)[0], model.policy.predict(obs, deterministic=True)[0])
+        np.testing.assert_array_equal(
+            rebuilt.predict(obs, deterministic=True)[0], model.policy.predict(obs, deterministic=True)[0]
+        )
         with th.no_grad():
-            np.testing.assert_array_equal(rebuilt.predict_values(th.as_tensor(obs)), model.policy.predict_values(th.as_tensor(obs)))
+            np.testing.assert_array_equal(
+                rebuilt.predict_values(th.as_tensor(obs)), model.policy.predict_values(th.as_tensor(obs))
+            )
 
     venv.save(tmp_path / "vn.pkl")
-    export_main(["model", str(workdir / "imports/mine.zip"), "--vecnormalize", str(tmp_path / "vn.pkl"), "--out", str(tmp_path / "vn.h5")])
+    export_main(
+        [
+            "model",
+            str(workdir / "imports/mine.zip"),
+            "--vecnormalize",
+            str(tmp_path / "vn.pkl"),
+            "--out",
+            str(tmp_path / "vn.h5"),
+        ]
+    )
     with RunFile(tmp_path / "vn.h5") as run:
         stats = run.vec_normalize(512)
         np.testing.assert_array_equal(stats["obs_mean"], venv.obs_rms.mean)

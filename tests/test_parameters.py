@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from pgsubspaces.agents import new_agent
 from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.envs import make_vec_env
 from pgsubspaces.parameters import assign, flatten, layout_of, split_parameters
-
-from conftest import REPO
 
 SPECS = run_specs(validate_config(load_config(REPO / "config" / "paper.yaml")))
 

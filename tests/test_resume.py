@@ -12,13 +12,12 @@ import uuid
 
 import numpy as np
 import pytest
+from conftest import REPO, SNAKEMAKE, chronological, copy_workflow, job_env, snakemake
 
 from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.export import export_run
 from pgsubspaces.runfile import RunFile
 from pgsubspaces.train import RunDirError, _resume, train
-
-from conftest import REPO, SNAKEMAKE, chronological, copy_workflow, job_env, snakemake
 
 
 def kill_training(pattern: str) -> None:
@@ -42,7 +41,11 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     run_dir = workdir / f"results/{experiment}/runs/ppo/Pendulum/seed0"
     first = subprocess.Popen(
         [str(SNAKEMAKE), "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml"],
-        cwd=workdir, env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=workdir,
+        env=job_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.time() + 300
     while not (run_dir / "checkpoints/step_000002048").exists():

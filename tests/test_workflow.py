@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
+from conftest import REPO, BufferSnapshots
 
 from pgsubspaces.agents import algorithm_class, new_agent
 from pgsubspaces.checkpoints import checkpoint_dir
 from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.envs import make_vec_env
-from pgsubspaces.parameters import flatten, split_parameters
 from pgsubspaces.runfile import RunFile, build_policy
-
-from conftest import REPO, BufferSnapshots
 
 SPECS = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
 
@@ -74,7 +72,9 @@ def test_training_equals_plain_sb3_with_the_same_seed(smoke_workflow, algo):
             if algo == "sac":
                 replay = run.replay(step)
                 for field, theirs in snapshots.buffers[step].items():
-                    np.testing.assert_array_equal(replay[field], theirs.astype(replay[field].dtype), err_msg=f"{field} at {step}")
+                    np.testing.assert_array_equal(
+                        replay[field], theirs.astype(replay[field].dtype), err_msg=f"{field} at {step}"
+                    )
         if algo == "sac":
             # Pendulum truncates every 200 steps; SB3 bootstraps through those, so they are timeouts, not terminations
             final = run.replay(spec.total_steps)
@@ -93,5 +93,8 @@ def test_learning_curves_follow_the_episodes(smoke_workflow):
     assert curves["rollouts/step"].tolist() == [512, 1024, 1536, 2048]
     assert curves["rollouts/n_episodes"].tolist() == [2, 3, 2, 3]
     returns = curves["episodes/return"]
-    np.testing.assert_allclose(curves["rollouts/mean_return"], [returns[0:2].mean(), returns[2:5].mean(), returns[5:7].mean(), returns[7:10].mean()])
+    np.testing.assert_allclose(
+        curves["rollouts/mean_return"],
+        [returns[0:2].mean(), returns[2:5].mean(), returns[5:7].mean(), returns[7:10].mean()],
+    )
     assert np.all(curves["eval/mean_return"] < 0) and np.isnan(curves["eval/success_rate"]).all()

@@ -59,8 +59,12 @@ def evaluate(model: BaseAlgorithm, eval_env: VecEnv, n_episodes: int) -> tuple[f
             successes.append(float(info["is_success"]))
 
     returns, lengths = evaluate_policy(
-        model, eval_env, n_eval_episodes=n_episodes, deterministic=True,
-        return_episode_rewards=True, callback=record_success,
+        model,
+        eval_env,
+        n_eval_episodes=n_episodes,
+        deterministic=True,
+        return_episode_rewards=True,
+        callback=record_success,
     )
     success = float(np.mean(successes)) if successes else math.nan
     return float(np.mean(returns)), float(np.std(returns)), float(np.mean(lengths)), success

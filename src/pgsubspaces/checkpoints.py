@@ -1,15 +1,15 @@
 """The run directory of one training run, written by ``train`` and read by ``export``.
 
-    <run_dir>/spec.json                       the RunSpec the checkpoints were trained with
-    <run_dir>/checkpoints/step_<step:09d>/    one folder per checkpoint, renamed into place when complete:
-        model.zip          SB3 model (policy, target nets, optimizer state; SAC: log_ent_coef)
-        vecnormalize.pkl   VecNormalize statistics, where used
-        state.json         step, gradient updates, replay stream end index
-        curves.npz         learning curves up to this step
-        replay.npz         SAC: the transitions stored since the previous checkpoint, in order
-        actor_path.npz     when recorded: flat actor parameters since the previous checkpoint
-    <run_dir>/curves.npz                      the final learning curves
-    <run_dir>/training.json                   written last: the rule's output
+<run_dir>/spec.json                       the RunSpec the checkpoints were trained with
+<run_dir>/checkpoints/step_<step:09d>/    one folder per checkpoint, renamed into place when complete:
+    model.zip          SB3 model (policy, target nets, optimizer state; SAC: log_ent_coef)
+    vecnormalize.pkl   VecNormalize statistics, where used
+    state.json         step, gradient updates, replay stream end index
+    curves.npz         learning curves up to this step
+    replay.npz         SAC: the transitions stored since the previous checkpoint, in order
+    actor_path.npz     when recorded: flat actor parameters since the previous checkpoint
+<run_dir>/curves.npz                      the final learning curves
+<run_dir>/training.json                   written last: the rule's output
 """
 
 from __future__ import annotations

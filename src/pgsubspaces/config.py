@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -170,22 +171,24 @@ def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
 
 def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
     origin = f"{where}.checkpoints" if "checkpoints" in run else "checkpoints"
+    budget = f"the budget of {algo} in {where} ({total} steps)"
     grid = run.get("checkpoints", config["checkpoints"])
     if grid["interval"] > total:
-        yield f"config key '{origin}.interval': {grid['interval']} exceeds the budget of {algo} in {where} ({total} steps)"
+        yield f"config key '{origin}.interval': {grid['interval']} exceeds {budget}"
     for step in grid.get("additional", []):
         if step > total:
-            yield f"config key '{origin}.additional': step {step} exceeds the budget of {algo} in {where} ({total} steps)"
+            yield f"config key '{origin}.additional': step {step} exceeds {budget}"
     evaluation = run.get("evaluation", config["evaluation"])
     if evaluation["interval"] > total:
         origin_eval = f"{where}.evaluation" if "evaluation" in run else "evaluation"
-        yield f"config key '{origin_eval}.interval': {evaluation['interval']} exceeds the budget of {algo} in {where} ({total} steps)"
+        yield f"config key '{origin_eval}.interval': {evaluation['interval']} exceeds {budget}"
     hyper = {**settings["hyperparameters"], **run.get("hyperparameters", {}).get(algo, {})}
     if algo == "ppo" and hyper["batch_size"] > hyper["n_steps"]:
-        yield f"config key '{where}.hyperparameters.ppo.batch_size': {hyper['batch_size']} exceeds n_steps {hyper['n_steps']}"
+        batch, n_steps = hyper["batch_size"], hyper["n_steps"]
+        yield f"config key '{where}.hyperparameters.ppo.batch_size': {batch} exceeds n_steps {n_steps}"
     if algo == "sac":
         steps = checkpoint_grid(total, grid["interval"], grid.get("additional", []))
-        widest = max(b - a for a, b in zip(steps, steps[1:]))
+        widest = max(b - a for a, b in itertools.pairwise(steps))
         if widest > hyper["buffer_size"]:
             yield (
                 f"config key '{origin}.interval': checkpoints {widest} steps apart exceed the SAC buffer_size "

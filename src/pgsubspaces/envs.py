@@ -87,8 +87,18 @@ def _patch_robotics_joint_lookups() -> None:
     from gymnasium_robotics.utils import mujoco_utils
 
     joint = mujoco.mjtJoint
-    qpos_dims = {int(joint.mjJNT_FREE): 7, int(joint.mjJNT_BALL): 4, int(joint.mjJNT_SLIDE): 1, int(joint.mjJNT_HINGE): 1}
-    qvel_dims = {int(joint.mjJNT_FREE): 6, int(joint.mjJNT_BALL): 3, int(joint.mjJNT_SLIDE): 1, int(joint.mjJNT_HINGE): 1}
+    qpos_dims = {
+        int(joint.mjJNT_FREE): 7,
+        int(joint.mjJNT_BALL): 4,
+        int(joint.mjJNT_SLIDE): 1,
+        int(joint.mjJNT_HINGE): 1,
+    }
+    qvel_dims = {
+        int(joint.mjJNT_FREE): 6,
+        int(joint.mjJNT_BALL): 3,
+        int(joint.mjJNT_SLIDE): 1,
+        int(joint.mjJNT_HINGE): 1,
+    }
 
     def joint_slice(model, name: str, addresses, dims: dict[int, int]) -> slice:
         joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)

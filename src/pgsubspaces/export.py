@@ -34,10 +34,36 @@ log = logging.getLogger("pgsubspaces.export")
 
 # Hyperparameters read back from a foreign zip (those the losses and data collection need).
 ZIP_HYPERPARAMETERS = {
-    "ppo": ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-            "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde", "sde_sample_freq"),
-    "sac": ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
-            "gradient_steps", "ent_coef", "target_update_interval", "target_entropy", "use_sde", "sde_sample_freq"),
+    "ppo": (
+        "learning_rate",
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "gamma",
+        "gae_lambda",
+        "clip_range",
+        "normalize_advantage",
+        "ent_coef",
+        "vf_coef",
+        "max_grad_norm",
+        "use_sde",
+        "sde_sample_freq",
+    ),
+    "sac": (
+        "learning_rate",
+        "buffer_size",
+        "learning_starts",
+        "batch_size",
+        "tau",
+        "gamma",
+        "train_freq",
+        "gradient_steps",
+        "ent_coef",
+        "target_update_interval",
+        "target_entropy",
+        "use_sde",
+        "sde_sample_freq",
+    ),
 }
 ZIP_POLICY_KEYS = ("net_arch", "activation_fn", "ortho_init", "log_std_init", "n_critics")
 
@@ -75,7 +101,9 @@ class ZipCheckpoint:
     def layouts(self) -> dict[str, ParameterLayout]:
         return {net: layout_of(named) for net, named in self.blocks.items()}
 
-    def checkpoint(self, vec_normalize: dict[str, Any] | None, extra_attrs: dict[str, Any] | None = None) -> CheckpointData:
+    def checkpoint(
+        self, vec_normalize: dict[str, Any] | None, extra_attrs: dict[str, Any] | None = None
+    ) -> CheckpointData:
         attrs: dict[str, Any] = {"n_updates": int(self.data.get("_n_updates", 0))}
         if self.algo == "sac":
             log_ent_coef = self.variables.get("log_ent_coef")
@@ -116,13 +144,17 @@ class ZipCheckpoint:
         return kwargs
 
 
-def vec_normalize_stats(path: Path) -> dict[str, Any]:
-    """Running statistics and settings of a pickled VecNormalize (Box observations)."""
+def _unpickle(path: Path, what: str) -> Any:
     try:
         with open(path, "rb") as stream:
-            normalizer = pickle.load(stream)
+            return pickle.load(stream)
     except Exception as error:
-        raise ExportError(f"{path}: not a readable VecNormalize pickle ({error})") from None
+        raise ExportError(f"{path}: not a readable {what} pickle ({error})") from None
+
+
+def vec_normalize_stats(path: Path) -> dict[str, Any]:
+    """Running statistics and settings of a pickled VecNormalize (Box observations)."""
+    normalizer = _unpickle(path, "VecNormalize")
     return {
         "obs_mean": np.asarray(normalizer.obs_rms.mean, dtype=np.float64),
         "obs_var": np.asarray(normalizer.obs_rms.var, dtype=np.float64),
@@ -166,7 +198,9 @@ def export_run(run_dir: Path, out: Path) -> None:
         extra = {"replay_end": state["replay_end"]} if "replay_end" in state else {}
         checkpoints.append(zips[-1].checkpoint(vec_normalize, extra))
         if zips[-1].step != step:
-            raise ExportError(f"{folder / 'model.zip'}: num_timesteps {zips[-1].step} differs from its folder's step {step}")
+            raise ExportError(
+                f"{folder / 'model.zip'}: num_timesteps {zips[-1].step} differs from its folder's step {step}"
+            )
     replay = None
     if spec.algo == "sac":
         replay = read_chunks(run_dir, "replay.npz", steps)
@@ -179,13 +213,22 @@ def export_run(run_dir: Path, out: Path) -> None:
     write_run_file(
         out,
         identity={
-            "algo": spec.algo, "task": spec.task, "env_id": spec.env_id, "seed": spec.seed,
-            "experiment": spec.experiment, "total_steps": spec.total_steps, "source": "pgsubspaces training run",
+            "algo": spec.algo,
+            "task": spec.task,
+            "env_id": spec.env_id,
+            "seed": spec.seed,
+            "experiment": spec.experiment,
+            "total_steps": spec.total_steps,
+            "source": "pgsubspaces training run",
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
         config={
-            "hyperparameters": spec.hyperparameters, "policy": spec.policy, "vec_normalize": spec.vec_normalize,
-            "spec": json.loads(spec.to_json()), "training": summary, "export_versions": package_versions(),
+            "hyperparameters": spec.hyperparameters,
+            "policy": spec.policy,
+            "vec_normalize": spec.vec_normalize,
+            "spec": json.loads(spec.to_json()),
+            "training": summary,
+            "export_versions": package_versions(),
         },
         observation_space=first.data["observation_space"],
         action_space=first.data["action_space"],
@@ -200,11 +243,7 @@ def export_run(run_dir: Path, out: Path) -> None:
 
 def replay_stream_from_buffer(path: Path) -> dict[str, Any]:
     """A pickled SB3 ReplayBuffer (``model.save_replay_buffer``) as a stream, oldest transition first."""
-    try:
-        with open(path, "rb") as stream:
-            buffer = pickle.load(stream)
-    except Exception as error:
-        raise ExportError(f"{path}: not a readable replay buffer pickle ({error})") from None
+    buffer = _unpickle(path, "replay buffer")
     if buffer.n_envs != 1:
         raise ExportError(f"{path}: buffers of {buffer.n_envs} envs are not supported (one env expected)")
     n = buffer.buffer_size if buffer.full else buffer.pos
@@ -245,12 +284,19 @@ def export_models(
     write_run_file(
         out,
         identity={
-            "algo": last.algo, "task": task, "env_id": env_id, "seed": seed, "source": "stable-baselines3 model zip",
+            "algo": last.algo,
+            "task": task,
+            "env_id": env_id,
+            "seed": seed,
+            "source": "stable-baselines3 model zip",
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
         config={
-            "hyperparameters": last.hyperparameters(), "policy": last.policy_config(),
-            "vec_normalize": None, "zips": [str(z.path) for z in zips], "export_versions": package_versions(),
+            "hyperparameters": last.hyperparameters(),
+            "policy": last.policy_config(),
+            "vec_normalize": None,
+            "zips": [str(z.path) for z in zips],
+            "export_versions": package_versions(),
         },
         observation_space=last.data["observation_space"],
         action_space=last.data["action_space"],
@@ -280,8 +326,13 @@ def main(argv: list[str] | None = None) -> None:
         export_run(args.run_dir, args.out)
     else:
         export_models(
-            args.zips, args.out, vecnormalize=args.vecnormalize, replay_buffer=args.replay_buffer,
-            task=args.task, env_id=args.env_id, seed=args.seed,
+            args.zips,
+            args.out,
+            vecnormalize=args.vecnormalize,
+            replay_buffer=args.replay_buffer,
+            task=args.task,
+            env_id=args.env_id,
+            seed=args.seed,
         )
 
 

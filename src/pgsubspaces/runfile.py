@@ -228,7 +228,9 @@ class RunFile:
         if "curves" not in self._file:
             return {}
         out: dict[str, np.ndarray] = {}
-        self._get("curves").visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        self._get("curves").visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
         return out
 
     def replay(self, step: int) -> dict[str, np.ndarray]:
@@ -244,7 +246,9 @@ class RunFile:
         group = self._get("replay")
         start = max(0, end - int(group.attrs["buffer_size"]))
         if group["rewards"].shape[0] < end:
-            raise RunFileError(f"{self.path}: '/replay' holds {group['rewards'].shape[0]} transitions, step {step} needs {end}")
+            raise RunFileError(
+                f"{self.path}: '/replay' holds {group['rewards'].shape[0]} transitions, step {step} needs {end}"
+            )
         return {field: group[field][start:end] for field in REPLAY_FIELDS}
 
 
@@ -259,4 +263,13 @@ def build_policy(run: RunFile, step: int) -> BasePolicy:
     return policy
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "NETS", "CheckpointData", "RunFile", "RunFileError", "build_policy", "write_run_file"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "NETS",
+    "CheckpointData",
+    "RunFile",
+    "RunFileError",
+    "build_policy",
+    "write_run_file",
+]

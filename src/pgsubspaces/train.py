@@ -1,6 +1,6 @@
 """Train one stable-baselines3 agent on the run's checkpoint grid; resume from its last checkpoint.
 
-    python -m pgsubspaces.train --spec '<RunSpec JSON>' --out RUN_DIR/training.json
+python -m pgsubspaces.train --spec '<RunSpec JSON>' --out RUN_DIR/training.json
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def _resume(spec: RunSpec, run_dir: Path, step: int, device: str) -> Session:
     return Session(model, step, curves, stream, state.get("actor_updates", 0))
 
 
-def train(spec: RunSpec, run_dir: Path, out: Path, device: str = "auto", threads: int = 1, progress: bool = True) -> dict[str, Any]:
+def train(
+    spec: RunSpec, run_dir: Path, out: Path, device: str = "auto", threads: int = 1, progress: bool = True
+) -> dict[str, Any]:
     """Train (or resume) the run and write ``out``, a JSON summary, last.
 
     Returns:
@@ -141,7 +143,11 @@ def train(spec: RunSpec, run_dir: Path, out: Path, device: str = "auto", threads
             actor_path.record()
         checkpointer.save(model)
     if session.start < spec.total_steps:
-        model.learn(total_timesteps=spec.total_steps - session.start, reset_num_timesteps=False, callback=CallbackList(callbacks))
+        model.learn(
+            total_timesteps=spec.total_steps - session.start,
+            reset_num_timesteps=False,
+            callback=CallbackList(callbacks),
+        )
 
     # PPO (and SAC with train_freq > 1) may step past the budget to finish a rollout: keep rows <= budget.
     session.curves.up_to(spec.total_steps).save(run_dir / "curves.npz")
@@ -173,7 +179,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     text = Path(args.spec[1:]).read_text() if args.spec.startswith("@") else args.spec
-    train(RunSpec.from_json(text), args.run_dir or args.out.parent, args.out, args.device, args.threads, not args.no_progress)
+    train(
+        RunSpec.from_json(text),
+        args.run_dir or args.out.parent,
+        args.out,
+        args.device,
+        args.threads,
+        not args.no_progress,
+    )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,18 @@ import importlib.metadata
 import platform
 
 PACKAGES = (
-    "pgsubspaces", "torch", "numpy", "scipy", "stable-baselines3", "gymnasium", "mujoco", "dm-control",
-    "shimmy", "gymnasium-robotics", "box2d", "h5py",
+    "pgsubspaces",
+    "torch",
+    "numpy",
+    "scipy",
+    "stable-baselines3",
+    "gymnasium",
+    "mujoco",
+    "dm-control",
+    "shimmy",
+    "gymnasium-robotics",
+    "box2d",
+    "h5py",
 )
 
 
