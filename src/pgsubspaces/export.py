@@ -195,7 +195,7 @@ def export_run(run_dir: Path, out: Path) -> None:
         state = read_state(run_dir, step)
         vn_path = folder / "vecnormalize.pkl"
         vec_normalize = vec_normalize_stats(vn_path) if vn_path.exists() else None
-        extra = {"replay_end": state["replay_end"]} if "replay_end" in state else {}
+        extra = {key: state[key] for key in ("replay_end", "actor_updates") if key in state}
         checkpoints.append(zips[-1].checkpoint(vec_normalize, extra))
         if zips[-1].step != step:
             raise ExportError(
