@@ -25,6 +25,7 @@ from pgsubspaces.parameters import NETS, ParameterLayout, assign, split_paramete
 
 FORMAT = "pgsubspaces-run"
 FORMAT_VERSION = 1
+_MISSING = object()
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
@@ -176,10 +177,12 @@ class RunFile:
     def algo(self) -> str:
         return str(self._file.attrs["algo"])
 
-    def config(self, key: str) -> Any:
-        """A ``/config`` attribute, decoded from JSON."""
+    def config(self, key: str, default: Any = _MISSING) -> Any:
+        """A ``/config`` attribute, decoded from JSON (``default`` if absent and given)."""
         group = self._get("config")
         if key not in group.attrs:
+            if default is not _MISSING:
+                return default
             raise RunFileError(f"{self.path}: missing attribute '/config.{key}'")
         return json.loads(group.attrs[key])
 

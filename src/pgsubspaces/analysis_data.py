@@ -1,0 +1,213 @@
+"""The analysis samples of one checkpoint: a precise set and mini-batches (reference §4).
+
+    python -m pgsubspaces.analysis_data --run RUN.h5 --step STEP --out DATA.h5 [--samples N] [--variant V]
+
+PPO: the precise set is N fresh on-policy samples of the checkpoint's stochastic policy, collected with
+SB3's own ``collect_rollouts`` (truncations bootstrapped, the last partial episode bootstrapped with V, GAE
+with the agent's gamma and lambda) under the checkpoint's frozen VecNormalize statistics (step 0: fresh
+statistics that adapt, as the original). The mini-batch set is one more rollout of the agent's n_steps,
+split SB3-style into its batch size; ``variant="original"`` computes its GAE with SB3's defaults
+(lambda 1, gamma 0.99) as the original's buffer did (reference §12 item 6).
+
+SAC: the precise set is the replay buffer at the checkpoint (a slice of the run file's stream; at step 0,
+where it is empty, fresh transitions of the step-0 policy, random for ``learning_starts``). Mini-batches
+are 2,048 // batch_size uniform draws of batch_size. The reparameterisation noise of the actor loss and of
+the critic target is drawn once and stored, so each loss is a fixed function of the parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
+from stable_baselines3.common.vec_env import VecNormalize
+
+from pgsubspaces.agents import new_agent
+from pgsubspaces.atomic import atomic_path
+from pgsubspaces.checkpoints import REPLAY_FIELDS
+from pgsubspaces.envs import make_vec_env
+from pgsubspaces.losses import _check_variant
+from pgsubspaces.runfile import RunFile, RunFileError, build_policy
+
+log = logging.getLogger("pgsubspaces.analysis_data")
+
+FORMAT = "pgsubspaces-data"
+FORMAT_VERSION = 1
+PPO_FIELDS = ("observations", "actions", "old_log_prob", "advantages", "returns", "old_values")
+SAC_MINIBATCH_SAMPLES = 2048  # the original's mini-batch Hessian size for SAC (matches default PPO's n_steps)
+
+
+def _agent_at(run: RunFile, step: int, venv, seed: int):
+    """An SB3 agent on ``venv`` carrying the checkpoint's parameters."""
+    hyper = {k: v for k, v in run.config("hyperparameters").items() if k != "buffer_size"}
+    if run.algo == "sac":
+        hyper["buffer_size"] = 1  # the analysis brings its own buffers
+    agent = new_agent(run.algo, venv, hyper, run.config("policy"), seed=seed, device="cpu")
+    agent.policy.load_state_dict(build_policy(run, step).state_dict())
+    return agent
+
+
+def _analysis_env(run: RunFile, step: int):
+    """The training env as the checkpoint saw it: VecNormalize statistics frozen (reward scaling kept)."""
+    settings = run.config("vec_normalize")
+    if "env_id" not in run.attrs:
+        raise RunFileError(f"{run.path}: no 'env_id' attribute; export zips with --env-id to analyse them")
+    venv = make_vec_env(str(run.attrs["env_id"]), run.config("spec", {}).get("env_kwargs"))
+    if settings is None:
+        return venv
+    normalizer = VecNormalize(venv, **settings)
+    if step > 0:
+        stats = run.vec_normalize(step)
+        if stats is None:
+            raise RunFileError(f"{run.path}: checkpoint {step} has no VecNormalize statistics")
+        normalizer.obs_rms.mean, normalizer.obs_rms.var = stats["obs_mean"], stats["obs_var"]
+        normalizer.obs_rms.count = stats["obs_count"]
+        normalizer.ret_rms.mean, normalizer.ret_rms.var = stats["ret_mean"], stats["ret_var"]
+        normalizer.ret_rms.count = stats["ret_count"]
+        normalizer.training = False
+    return normalizer
+
+
+def _rollout(agent, venv, n: int, gamma: float, gae_lambda: float) -> dict[str, np.ndarray]:
+    """n on-policy samples through SB3's ``collect_rollouts`` into a fresh RolloutBuffer."""
+    buffer = RolloutBuffer(
+        n, venv.observation_space, venv.action_space, device="cpu", gamma=gamma, gae_lambda=gae_lambda, n_envs=1
+    )
+    _, callback = agent._setup_learn(n, None)  # fresh episode, empty info buffers, num_timesteps = 0
+    if not agent.collect_rollouts(venv, callback, buffer, n_rollout_steps=n):
+        raise RuntimeError("collect_rollouts stopped early")
+    vectors = {"observations": buffer.observations, "actions": buffer.actions}
+    scalars = {
+        "old_log_prob": buffer.log_probs,
+        "advantages": buffer.advantages,
+        "returns": buffer.returns,
+        "old_values": buffer.values,
+    }
+    out = {key: value.reshape(n, -1).astype(np.float32) for key, value in vectors.items()}
+    out.update({key: value.reshape(n).astype(np.float32) for key, value in scalars.items()})
+    return out
+
+
+def ppo_data(run: RunFile, step: int, n_samples: int, variant: str, seed: int) -> dict[str, Any]:
+    hyper = run.config("hyperparameters")
+    venv = _analysis_env(run, step)
+    venv.seed(seed)
+    agent = _agent_at(run, step, venv, seed)
+    precise = _rollout(agent, venv, n_samples, hyper["gamma"], hyper["gae_lambda"])
+    if variant == "original":  # the original's mini-batch buffer took SB3's GAE defaults
+        gamma, gae_lambda = 0.99, 1.0
+    else:
+        gamma, gae_lambda = hyper["gamma"], hyper["gae_lambda"]
+    minibatch = _rollout(agent, venv, hyper["n_steps"], gamma, gae_lambda)
+    order = np.random.default_rng(seed).permutation(hyper["n_steps"])  # SB3's RolloutBuffer.get shuffles
+    minibatch = {key: value[order] for key, value in minibatch.items()}
+    offsets = np.array(list(range(0, hyper["n_steps"], hyper["batch_size"])) + [hyper["n_steps"]], dtype=np.int64)
+    return {"precise": precise, "minibatch": minibatch, "batch_offsets": offsets}
+
+
+def _fresh_transitions(run: RunFile, step: int, n: int, seed: int) -> dict[str, np.ndarray]:
+    """n transitions of the checkpoint's policy (uniformly random for ``learning_starts``), as at step 0."""
+    venv = _analysis_env(run, step)
+    venv.seed(seed)
+    agent = _agent_at(run, step, venv, seed)
+    buffer = ReplayBuffer(n, venv.observation_space, venv.action_space, device="cpu", n_envs=1)
+    _, callback = agent._setup_learn(n, None)  # num_timesteps = 0: random actions for learning_starts steps
+    agent.collect_rollouts(
+        venv, callback, TrainFreq(n, TrainFrequencyUnit.STEP), buffer, learning_starts=agent.learning_starts
+    )
+    return {field: getattr(buffer, field)[:n, 0] for field in REPLAY_FIELDS}
+
+
+def sac_data(run: RunFile, step: int, fresh_samples: int, seed: int) -> dict[str, Any]:
+    hyper = run.config("hyperparameters")
+    end = int(run.checkpoint_attrs(step).get("replay_end", 0))
+    if end == 0:
+        transitions = _fresh_transitions(run, step, fresh_samples, seed)
+        source = {"kind": "collected"}
+    else:
+        transitions = run.replay(step)
+        source = {"kind": "replay", "replay_start": max(0, end - int(hyper["buffer_size"])), "replay_end": end}
+    n = len(transitions["rewards"])
+    act_dim = transitions["actions"].shape[1]
+    rng = np.random.default_rng(seed)
+    batch = int(hyper["batch_size"])
+    indices = rng.integers(0, n, size=(SAC_MINIBATCH_SAMPLES // batch) * batch)
+    return {
+        "source": source,
+        "transitions": transitions if source["kind"] == "collected" else None,
+        "precise": {
+            "actor_noise": rng.standard_normal((n, act_dim), dtype=np.float32),
+            "target_noise": rng.standard_normal((n, act_dim), dtype=np.float32),
+        },
+        "minibatch": {
+            "indices": indices.astype(np.int64),
+            "actor_noise": rng.standard_normal((len(indices), act_dim), dtype=np.float32),
+            "target_noise": rng.standard_normal((len(indices), act_dim), dtype=np.float32),
+        },
+        "batch_offsets": np.arange(0, len(indices) + 1, batch, dtype=np.int64),
+    }
+
+
+def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "algo": run.algo,
+                "step": step,
+                "variant": variant,
+                "seed": seed,
+                "run_file": str(run.path),
+            }
+        )
+        for group in ("precise", "minibatch"):
+            for key, value in data[group].items():
+                f.create_dataset(f"{group}/{key}", data=value)
+        f.create_dataset("minibatch/batch_offsets", data=data["batch_offsets"])
+        if run.algo == "sac":
+            f["precise"].attrs.update(data["source"])
+            if data["transitions"] is not None:
+                for key, value in data["transitions"].items():
+                    f.create_dataset(f"precise/transitions/{key}", data=value)
+
+
+def make_data(
+    run_path: Path, step: int, out: Path, samples: int, variant: str, fresh_samples: int = 50_000, seed: int = 0
+) -> None:
+    """Write the analysis data of checkpoint ``step`` of a run file."""
+    _check_variant(variant)
+    th.manual_seed(seed)
+    with RunFile(run_path) as run:
+        if run.algo == "ppo":
+            data = ppo_data(run, step, samples, variant, seed)
+        else:
+            data = sac_data(run, step, fresh_samples, seed)
+        write_data_file(out, run, step, variant, seed, data)
+    log.info("wrote analysis data of step %d to %s", step, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path, help="the run file (HDF5)")
+    parser.add_argument("--step", required=True, type=int)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--samples", type=int, default=1_000_000, help="PPO: precise on-policy samples")
+    parser.add_argument("--fresh-samples", type=int, default=50_000, help="SAC at step 0: transitions to collect")
+    parser.add_argument("--variant", default="corrected")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    th.set_num_threads(1)
+    make_data(args.run, args.step, args.out, args.samples, args.variant, args.fresh_samples, args.seed)
+
+
+if __name__ == "__main__":
+    main()
