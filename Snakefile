@@ -14,6 +14,8 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/export.smk"
+include: "rules/data.smk"
+include: "rules/eigen.smk"
 
 
 rule all:

@@ -28,12 +28,15 @@ except ConfigError as error:
 RUNS = run_specs(config)
 RESULTS = f"results/{config['experiment']}"
 LOGS = f"logs/{config['experiment']}"
+ANALYSIS = config["analysis"]
+VARIANT = ANALYSIS["variant"]  # a path segment: corrected and original results never mix
 
 
 wildcard_constraints:
     algo="ppo|sac",
     task="|".join(config["tasks"]),
     seed=r"\d+",
+    step=r"\d{9}",
 
 
 def get_spec(wildcards):
@@ -55,5 +58,33 @@ def run_files():
     return [f"{RESULTS}/runs/{algo}/{task}/seed{seed}.h5" for algo, task, seed in RUNS]
 
 
+def eigen_files():
+    """One eigen file per checkpoint of every run."""
+    return [
+        f"{RESULTS}/eigen/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
+        for (algo, task, seed), spec in RUNS.items()
+        for step in spec.checkpoint_steps
+    ]
+
+
+def data_options():
+    a = ANALYSIS
+    return (
+        f"--samples {a['ppo_samples']} --fresh-samples {a['sac_fresh_samples']}"
+        f" --variant {VARIANT} --seed {a['seed']}"
+    )
+
+
+def eigen_options():
+    a = ANALYSIS
+    options = (
+        f"--k {a['k']} --solver {a['solver']} --tol {a['tol']} --dtype {a['dtype']} --device {a['device']}"
+        f" --chunk-size {a['chunk_size']} --memory-budget-gb {a['memory_budget_gb']} --variant {VARIANT}"
+    )
+    if a["max_matvecs"] is not None:
+        options += f" --max-matvecs {a['max_matvecs']}"
+    return options
+
+
 def all_targets():
-    return run_files()
+    return run_files() + eigen_files()

@@ -78,3 +78,33 @@ class BufferSnapshots(BaseCallback):
             if self.algo == "sac":
                 self.buffers[self.num_timesteps] = chronological(self.model.replay_buffer)
         return True
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
+    """Small real checkpoints: PPO and SAC trained briefly on Pendulum with tiny networks, exported, with
+    their analysis data at the last checkpoint. algo -> (run file, data file, step)."""
+    import dataclasses
+
+    import torch as th
+
+    from pgsubspaces.analysis_data import make_data
+    from pgsubspaces.config import load_config, run_specs, validate_config
+    from pgsubspaces.export import export_run
+    from pgsubspaces.train import train
+
+    th.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny")
+    specs = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
+    settings = {
+        "ppo": {"total_steps": 1024, "checkpoint_steps": (0, 1024), "policy": {"net_arch": {"pi": [8, 8], "vf": [8, 8]}}},
+        "sac": {"total_steps": 300, "checkpoint_steps": (0, 300), "policy": {"net_arch": [16, 16]}},
+    }
+    out = {}
+    for algo, changes in settings.items():
+        spec = dataclasses.replace(specs[algo, "Pendulum", 0], **changes)
+        train(spec, root / algo, root / algo / "training.json", device="cpu", progress=False)
+        export_run(root / algo, root / f"{algo}.h5")
+        make_data(root / f"{algo}.h5", spec.total_steps, root / f"{algo}_data.h5", samples=1000, variant="corrected")
+        out[algo] = (root / f"{algo}.h5", root / f"{algo}_data.h5", spec.total_steps)
+    return out

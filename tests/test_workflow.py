@@ -98,3 +98,24 @@ def test_learning_curves_follow_the_episodes(smoke_workflow):
         [returns[0:2].mean(), returns[2:5].mean(), returns[5:7].mean(), returns[7:10].mean()],
     )
     assert np.all(curves["eval/mean_return"] < 0) and np.isnan(curves["eval/success_rate"]).all()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_eigen_files_for_every_checkpoint(smoke_workflow, algo):
+    import h5py
+
+    spec = SPECS[algo, "Pendulum", 0]
+    folder = smoke_workflow / f"results/smoke/eigen/corrected/{algo}/Pendulum/seed0"
+    assert sorted(p.name for p in folder.iterdir()) == [f"step{s:09d}.h5" for s in spec.checkpoint_steps]
+    with run_file(smoke_workflow, algo) as run:
+        sizes = {net: run.layout(net).size for net in ("actor", "critic")}
+    for step in spec.checkpoint_steps:
+        with h5py.File(folder / f"step{step:09d}.h5") as f:
+            assert f.attrs["step"] == step and f.attrs["k"] == 10 and f.attrs["solver"] == "lanczos"
+            for net, n in sizes.items():
+                for hessian in ("precise", "minibatch"):
+                    group = f[f"{net}/{hessian}"]
+                    assert group["eigenvectors"].shape == (n, 10)
+                    assert np.all(np.diff(group["eigenvalues"][()]) <= 0)
+                    assert group.attrs["max_relative_residual"] <= 1e-4
+                assert f[f"{net}/precise/gradient"].shape == (n,)

@@ -216,7 +216,7 @@ def run_specs(config: dict[str, Any]) -> dict[tuple[str, str, int], RunSpec]:
                     env_kwargs=task.get("env_kwargs", {}),
                     total_steps=total,
                     hyperparameters={**settings["hyperparameters"], **run.get("hyperparameters", {}).get(algo, {})},
-                    policy=settings["policy"],
+                    policy={**settings["policy"], **run.get("policy", {}).get(algo, {})},
                     vec_normalize=dict(VEC_NORMALIZE) if settings["vec_normalize"] else None,
                     checkpoint_steps=checkpoint_grid(total, grid["interval"], grid.get("additional", [])),
                     eval_interval=evaluation["interval"],

@@ -41,8 +41,8 @@ def resolve_device(device: str) -> th.device:
     return th.device(device)
 
 
-def read_batches(run: RunFile, data_path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """The precise set, the concatenated mini-batches and their offsets, as numpy arrays."""
+def read_batches(run: RunFile, data_path: Path) -> tuple[int, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """The checkpoint step, the precise set, the concatenated mini-batches and their offsets (numpy arrays)."""
     try:
         f = h5py.File(data_path, "r")
     except OSError as error:
@@ -74,7 +74,7 @@ def read_batches(run: RunFile, data_path: Path) -> tuple[dict[str, np.ndarray], 
         indices = minibatch.pop("indices")
         minibatch.update({key: value[indices] for key, value in transitions.items()})
         precise.update(transitions)
-    return precise, minibatch, offsets
+    return step, precise, minibatch, offsets
 
 
 def _tensors(
@@ -141,9 +141,7 @@ def analyse(
     torch_dtype, torch_device = DTYPES[dtype], resolve_device(device)
     started = time.time()
     with RunFile(run_path) as run:
-        with h5py.File(data_path, "r") as f:
-            step = int(f.attrs["step"])
-        precise, minibatch, offsets = read_batches(run, data_path)
+        step, precise, minibatch, offsets = read_batches(run, data_path)
         settings: dict[str, Any] = dict(run.config("hyperparameters"))
         if run.algo == "sac":
             settings["ent_coef_value"] = float(run.checkpoint_attrs(step)["ent_coef"])

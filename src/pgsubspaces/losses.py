@@ -40,12 +40,7 @@ class FlatLoss(nn.Module):
 
     def __init__(self, policy: BasePolicy, algo: str, net: str, batch: Mapping[str, th.Tensor]):
         super().__init__()
-        self.policy = policy  # taken over: put in eval mode, its parameters frozen
-        self.policy.set_training_mode(False)
-        self.policy.requires_grad_(False)  # theta is the only leaf that needs gradients
-        for module in self.policy.modules():  # SB3 casts observations to float32; keep the batch's dtype
-            if isinstance(module, BaseModel):
-                module.extract_features = _features_without_cast(module)
+        self.policy = take_over(policy)
         named = split_parameters(self.policy, algo)[net]
         self.layout: ParameterLayout = layout_of(named)
         self.batch = dict(batch)
@@ -69,6 +64,17 @@ class FlatLoss(nn.Module):
 
     def loss(self, theta: th.Tensor) -> th.Tensor:
         return self.chunk_loss(theta)
+
+
+def take_over(policy: BasePolicy) -> BasePolicy:
+    """Prepare a policy for the losses: eval mode, parameters frozen (theta is the only leaf needing
+    gradients), and observations kept in the batch's dtype (SB3 casts them to float32)."""
+    policy.set_training_mode(False)
+    policy.requires_grad_(False)
+    for module in policy.modules():
+        if isinstance(module, BaseModel):
+            module.extract_features = _features_without_cast(module)
+    return policy
 
 
 def _features_without_cast(module: BaseModel):
@@ -161,6 +167,7 @@ def sac_targets(policy: SACPolicy, batch, ent_coef: float, gamma: float, variant
     done = batch["dones"].float()
     if _check_variant(variant) == "corrected":
         done = done * (1 - batch["timeouts"].float())
+    take_over(policy)
     with th.no_grad():
         next_actions, next_log_prob = squashed_sample(policy, batch["next_observations"], batch["target_noise"])
         next_q = th.min(th.cat(policy.critic_target(batch["next_observations"], next_actions), dim=1), dim=1).values

@@ -1,0 +1,22 @@
+# The heavy stage: `gpu=1` lets a cluster profile send it to a GPU (locally an unset resource is unlimited,
+# and device auto falls back to the CPU).
+rule eigen:
+    input:
+        run=rules.export.output.h5,
+        data=rules.data.output.h5,
+    output:
+        h5=f"{RESULTS}/eigen/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.h5",
+    log:
+        f"{LOGS}/eigen/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.log",
+    conda:
+        "../envs/rl.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        options=eigen_options(),
+    message:
+        "Hessian eigenpairs of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}, step {wildcards.step}"
+    shell:
+        "python -m pgsubspaces.eigen --run {input.run} --data {input.data} --out {output.h5}"
+        " {params.options} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,127 @@
+"""The project's losses give the gradients stable-baselines3's own training computes on the same batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO, SAC
+from torch.distributions.utils import _standard_normal
+
+from pgsubspaces.agents import new_policy
+from pgsubspaces.envs import make_vec_env
+from pgsubspaces.losses import make_loss
+from pgsubspaces.parameters import split_parameters
+
+
+def clone_policy(algo, model, hyperparameters, policy):
+    """A separate policy with the model's parameters (a loss takes its policy over)."""
+    copy = new_policy(algo, model.observation_space, model.action_space, hyperparameters, policy)
+    copy.load_state_dict(model.policy.state_dict())
+    return copy
+
+
+def capture_gradients(optimizer, into: dict) -> None:
+    """Replace ``optimizer.step`` by a recorder of the gradients SB3 computed (parameters stay put)."""
+
+    def record(*_args, **_kwargs):
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                into[id(parameter)] = parameter.grad.detach().clone()
+
+    optimizer.step = record
+
+
+def assert_gradients_equal(ours, theirs, rtol=1e-5, name=""):
+    """Equal up to float32 summation order: ||ours - theirs|| <= rtol ||theirs||, and entrywise to rtol max|g|."""
+    ours, theirs = ours.double(), theirs.double()
+    assert th.linalg.vector_norm(theirs) > 0, name
+    error = float(th.linalg.vector_norm(ours - theirs) / th.linalg.vector_norm(theirs))
+    assert error <= rtol, f"{name}: relative error {error:.2e}"
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=rtol * float(theirs.abs().max()), err_msg=name)
+
+
+def our_gradient(loss):
+    theta = loss.theta0().requires_grad_(True)
+    return th.autograd.grad(loss.loss(theta), theta)[0]
+
+
+def sb3_gradient(model, algo, net, grads):
+    return th.cat([grads[id(p)].reshape(-1) for _, p in split_parameters(model.policy, algo)[net]])
+
+
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_ppo_gradients_equal_sb3_training(use_sde):
+    th.manual_seed(0)
+    hyper = {"n_steps": 256, "batch_size": 256, "n_epochs": 1, "max_grad_norm": 1e9, "ent_coef": 0.01,
+             "vf_coef": 0.7, "clip_range": 0.2, "use_sde": use_sde}
+    policy = {"net_arch": {"pi": [16, 16], "vf": [16, 16]}}
+    model = PPO("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs=policy, seed=0, device="cpu", **hyper)
+    before = clone_policy("ppo", model, hyper, policy)  # SB3 computes its gradient at these parameters
+    grads: dict = {}
+    capture_gradients(model.policy.optimizer, grads)
+    model.learn(256)  # one rollout, then one gradient step on the whole rollout as a single mini-batch
+    buffer = model.rollout_buffer
+    batch = {
+        "observations": th.as_tensor(buffer.observations.reshape(256, -1)),
+        "actions": th.as_tensor(buffer.actions.reshape(256, -1)),
+        "old_log_prob": th.as_tensor(buffer.log_probs.reshape(-1)),
+        "advantages": th.as_tensor(buffer.advantages.reshape(-1)),
+        "returns": th.as_tensor(buffer.returns.reshape(-1)),
+    }
+    for net in ("actor", "critic"):
+        policy_copy = new_policy("ppo", model.observation_space, model.action_space, hyper, policy)
+        policy_copy.load_state_dict(before.state_dict())
+        ours = our_gradient(make_loss("ppo", net, policy_copy, batch, hyper, "corrected"))
+        theirs = sb3_gradient(model, "ppo", net, grads)
+        assert_gradients_equal(ours, theirs, name=net)
+
+
+def test_sac_gradients_equal_sb3_training():
+    policy = {"net_arch": [32, 32]}
+    hyper = {"learning_starts": 100, "batch_size": 64, "buffer_size": 1000, "gamma": 0.97}
+    model = SAC("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs=policy, seed=0, device="cpu", **hyper)
+    model.learn(400)  # some training, and 200-step episodes ending in timeouts
+    model.lr_schedule = lambda _: 0.0  # SB3's step must not move the critic before the actor loss uses it
+    grads: dict = {}
+    capture_gradients(model.actor.optimizer, grads)
+    capture_gradients(model.critic.optimizer, grads)
+    samples = []
+    sample = model.replay_buffer.sample
+    model.replay_buffer.sample = lambda *a, **k: samples.append(sample(*a, **k)) or samples[-1]
+    snapshot = clone_policy("sac", model, hyper, policy)
+    alpha = float(th.exp(model.log_ent_coef.detach()))
+    th.manual_seed(123)
+    model.train(gradient_steps=1, batch_size=64)
+    th.manual_seed(123)  # SB3 draws the actor noise, then the next-action noise, in this order
+    actor_noise = _standard_normal((64, 1), dtype=th.float32, device="cpu")
+    target_noise = _standard_normal((64, 1), dtype=th.float32, device="cpu")
+    data = samples[0]
+    batch = {
+        "observations": data.observations, "actions": data.actions, "next_observations": data.next_observations,
+        "rewards": data.rewards.flatten(), "dones": data.dones.flatten(),  # SB3 already masked the timeouts
+        "timeouts": th.zeros(64), "actor_noise": actor_noise, "target_noise": target_noise,
+    }
+    assert data.dones.sum() < 64
+    settings = {"gamma": hyper["gamma"], "ent_coef_value": alpha}
+    for net in ("actor", "critic"):
+        policy_copy = new_policy("sac", model.observation_space, model.action_space, hyper, policy)
+        policy_copy.load_state_dict(snapshot.state_dict())
+        ours = our_gradient(make_loss("sac", net, policy_copy, batch, settings, "corrected"))
+        theirs = sb3_gradient(model, "sac", net, grads)
+        assert_gradients_equal(ours, theirs, name=net)
+
+
+def test_original_variant_drops_the_q_gradient_of_the_sac_actor():
+    policy = {"net_arch": [16, 16]}
+    venv = make_vec_env("Pendulum-v1")
+    model = SAC("MlpPolicy", venv, policy_kwargs=policy, seed=0, device="cpu", buffer_size=10)
+    obs = th.randn(32, 3)
+    noise = th.randn(32, 1)
+    batch = {"observations": obs, "actor_noise": noise}
+    settings = {"ent_coef_value": 0.0, "gamma": 0.99}  # alpha 0: only the Q term is left
+    grads = {}
+    for variant in ("corrected", "original"):
+        policy_copy = clone_policy("sac", model, {}, policy)
+        grads[variant] = our_gradient(make_loss("sac", "actor", policy_copy, batch, settings, variant))
+    assert th.linalg.vector_norm(grads["corrected"]) > 0 and th.count_nonzero(grads["original"]) == 0
