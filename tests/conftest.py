@@ -97,7 +97,11 @@ def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
     root = tmp_path_factory.mktemp("tiny")
     specs = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
     settings = {
-        "ppo": {"total_steps": 1024, "checkpoint_steps": (0, 1024), "policy": {"net_arch": {"pi": [8, 8], "vf": [8, 8]}}},
+        "ppo": {
+            "total_steps": 1024,
+            "checkpoint_steps": (0, 1024),
+            "policy": {"net_arch": {"pi": [8, 8], "vf": [8, 8]}},
+        },
         "sac": {"total_steps": 300, "checkpoint_steps": (0, 300), "policy": {"net_arch": [16, 16]}},
     }
     out = {}

@@ -6,13 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.export import export_run
 from pgsubspaces.runfile import RunFile
 from pgsubspaces.train import train
-
-from conftest import REPO
 
 
 @pytest.mark.parametrize("algo, every", [("ppo", 20), ("sac", 7)])

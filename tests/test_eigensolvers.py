@@ -8,13 +8,12 @@ import h5py
 import numpy as np
 import pytest
 import torch as th
+from test_hessian import real_loss
 
 from pgsubspaces.eigen import analyse
 from pgsubspaces.eigensolvers import EigenConvergenceError, arpack, explicit, lanczos
 from pgsubspaces.hessian import HessianOperator
 from pgsubspaces.runfile import RunFileError
-
-from test_hessian import real_loss
 
 K = 10
 
@@ -57,8 +56,11 @@ def test_explicit_solver_gives_every_eigenvalue(tiny_runs):
 def test_non_convergence_names_its_residuals(tiny_runs):
     loss = real_loss(tiny_runs, "ppo", "actor", th.float32)
     operator = HessianOperator(loss, loss.theta0())
-    with pytest.raises(EigenConvergenceError, match=r"lanczos did not converge: max residual / max\|lambda\| = .* "
-                                                    r"after \d+ matvecs \(largest residuals: lambda_\d+="):
+    with pytest.raises(
+        EigenConvergenceError,
+        match=r"lanczos did not converge: max residual / max\|lambda\| = .* "
+        r"after \d+ matvecs \(largest residuals: lambda_\d+=",
+    ):
         lanczos(operator.matvec, operator.n, K, 1e-8, th.float32, "cpu", max_matvecs=K + 2)
     with pytest.raises(EigenConvergenceError, match="arpack"):
         arpack(operator.matvec, operator.n, K, 1e-8, th.float32, "cpu", maxiter=2)
@@ -73,15 +75,20 @@ def test_eigen_stage_writes_both_nets_and_refuses_corrupt_inputs(tiny_runs, tmp_
             values = f[f"{net}/precise/eigenvalues"][()]
             assert values.shape == (5,) and np.all(np.diff(values) <= 0)
             n = f[f"{net}/precise/gradient"].shape[0]
-            assert f[f"{net}/precise/eigenvectors"].shape == (n, 5) and f[f"{net}/minibatch/eigenvectors"].shape == (n, 5)
+            assert f[f"{net}/precise/eigenvectors"].shape == (n, 5) and f[f"{net}/minibatch/eigenvectors"].shape == (
+                n,
+                5,
+            )
             assert f[f"{net}/minibatch/gradients"].shape == (2048 // 256, n)
             assert f[f"{net}/precise"].attrs["max_relative_residual"] <= 1e-4
     for original in (data_path, run_path):
         broken = tmp_path / f"broken_{original.name}"
         data = original.read_bytes()
         broken.write_bytes(data[: len(data) // 3])
-        paths = {"run_path": broken if original == run_path else run_path,
-                 "data_path": broken if original == data_path else data_path}
+        paths = {
+            "run_path": broken if original == run_path else run_path,
+            "data_path": broken if original == data_path else data_path,
+        }
         with pytest.raises(RunFileError, match=str(broken)):
             analyse(paths["run_path"], paths["data_path"], tmp_path / "never.h5", k=5, device="cpu")
     assert not (tmp_path / "never.h5").exists()

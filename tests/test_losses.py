@@ -38,7 +38,9 @@ def assert_gradients_equal(ours, theirs, rtol=1e-5, name=""):
     assert th.linalg.vector_norm(theirs) > 0, name
     error = float(th.linalg.vector_norm(ours - theirs) / th.linalg.vector_norm(theirs))
     assert error <= rtol, f"{name}: relative error {error:.2e}"
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=rtol * float(theirs.abs().max()), err_msg=name)
+    np.testing.assert_allclose(
+        ours.numpy(), theirs.numpy(), rtol=0, atol=rtol * float(theirs.abs().max()), err_msg=name
+    )
 
 
 def our_gradient(loss):
@@ -53,8 +55,16 @@ def sb3_gradient(model, algo, net, grads):
 @pytest.mark.parametrize("use_sde", [False, True])
 def test_ppo_gradients_equal_sb3_training(use_sde):
     th.manual_seed(0)
-    hyper = {"n_steps": 256, "batch_size": 256, "n_epochs": 1, "max_grad_norm": 1e9, "ent_coef": 0.01,
-             "vf_coef": 0.7, "clip_range": 0.2, "use_sde": use_sde}
+    hyper = {
+        "n_steps": 256,
+        "batch_size": 256,
+        "n_epochs": 1,
+        "max_grad_norm": 1e9,
+        "ent_coef": 0.01,
+        "vf_coef": 0.7,
+        "clip_range": 0.2,
+        "use_sde": use_sde,
+    }
     policy = {"net_arch": {"pi": [16, 16], "vf": [16, 16]}}
     model = PPO("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs=policy, seed=0, device="cpu", **hyper)
     before = clone_policy("ppo", model, hyper, policy)  # SB3 computes its gradient at these parameters
@@ -98,9 +108,14 @@ def test_sac_gradients_equal_sb3_training():
     target_noise = _standard_normal((64, 1), dtype=th.float32, device="cpu")
     data = samples[0]
     batch = {
-        "observations": data.observations, "actions": data.actions, "next_observations": data.next_observations,
-        "rewards": data.rewards.flatten(), "dones": data.dones.flatten(),  # SB3 already masked the timeouts
-        "timeouts": th.zeros(64), "actor_noise": actor_noise, "target_noise": target_noise,
+        "observations": data.observations,
+        "actions": data.actions,
+        "next_observations": data.next_observations,
+        "rewards": data.rewards.flatten(),
+        "dones": data.dones.flatten(),  # SB3 already masked the timeouts
+        "timeouts": th.zeros(64),
+        "actor_noise": actor_noise,
+        "target_noise": target_noise,
     }
     assert data.dones.sum() < 64
     settings = {"gamma": hyper["gamma"], "ent_coef_value": alpha}
