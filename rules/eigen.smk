@@ -10,7 +10,7 @@ rule eigen:
         f"{LOGS}/eigen/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.log",
     conda:
         "../envs/rl.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     params:
