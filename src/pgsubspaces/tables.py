@@ -1,0 +1,223 @@
+"""Tidy CSV tables of one run from its run file and eigen files (columns documented in docs/tables.md).
+
+    python -m pgsubspaces.tables --run RUN.h5 --eigen E0.h5 E1.h5 ... --out-dir DIR [--k-levels 1 2 5 ...]
+
+Writes fractions.csv, overlaps.csv, phases.csv, curves.csv and spectra.csv for the run; ``merge`` concatenates
+the per-run tables of an experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pgsubspaces.atomic import atomic_path
+from pgsubspaces.metrics import (
+    combined_eigenvectors,
+    random_subspace_fraction,
+    subspace_fraction,
+    subspace_overlap,
+    training_phases,
+)
+from pgsubspaces.runfile import RunFile, RunFileError
+
+log = logging.getLogger("pgsubspaces.tables")
+
+K_LEVELS = (1, 2, 5, 10, 20, 50, 100)
+OVERLAP_T1 = (0, 10_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
+TABLES = {
+    "fractions": (
+        "algo",
+        "task",
+        "seed",
+        "step",
+        "net",
+        "gradient",
+        "hessian",
+        "k",
+        "n_params",
+        "fraction",
+        "chance",
+        "random_control",
+    ),
+    "overlaps": ("algo", "task", "seed", "net", "k", "t1", "t2", "overlap"),
+    "phases": ("algo", "task", "seed", "end_initial", "start_convergence", "n_initial", "n_training", "n_convergence"),
+    "curves": ("algo", "task", "seed", "curve", "step", "value"),
+    "spectra": ("algo", "task", "seed", "step", "net", "hessian", "index", "eigenvalue"),
+}
+
+
+def write_table(path: Path, name: str, rows: Iterable[Sequence]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(TABLES[name])
+        writer.writerows(rows)
+
+
+class EigenFile:
+    """The arrays of one eigen file that the tables need, read once."""
+
+    def __init__(self, path: Path):
+        try:
+            with h5py.File(path, "r") as f:
+                self.step = int(f.attrs["step"])
+                self.values = {
+                    (net, h): f[f"{net}/{h}/eigenvalues"][()]
+                    for net in ("actor", "critic")
+                    for h in ("precise", "minibatch")
+                }
+                self.vectors = {
+                    (net, h): f[f"{net}/{h}/eigenvectors"][()]
+                    for net in ("actor", "critic")
+                    for h in ("precise", "minibatch")
+                }
+                self.gradient = {net: f[f"{net}/precise/gradient"][()] for net in ("actor", "critic")}
+                self.gradients = {net: f[f"{net}/minibatch/gradients"][()] for net in ("actor", "critic")}
+                self.all_values = {
+                    net: f[f"{net}/precise/all_eigenvalues"][()]
+                    for net in ("actor", "critic")
+                    if "all_eigenvalues" in f[f"{net}/precise"]
+                }
+        except (OSError, KeyError) as error:
+            raise RunFileError(f"{path}: not a complete eigen file ({error}); rerun its eigen job") from None
+
+    def subspace(self, net: str, hessian: str, k: int) -> np.ndarray:
+        if net != "combined":
+            return self.vectors[net, hessian][:, :k]
+        return combined_eigenvectors(
+            self.values["actor", hessian],
+            self.vectors["actor", hessian],
+            self.values["critic", hessian],
+            self.vectors["critic", hessian],
+            k,
+        )[1]
+
+    def gradients_of(self, net: str, kind: str) -> np.ndarray:
+        """Precise gradient (1, n) or mini-batch gradients (m, n); combined = [actor; critic]."""
+        if net == "combined":
+            return np.concatenate([self.gradients_of("actor", kind), self.gradients_of("critic", kind)], axis=1)
+        return np.atleast_2d(self.gradient[net] if kind == "precise" else self.gradients[net])
+
+
+def fraction_rows(identity: tuple, eigen: EigenFile, k_levels: Sequence[int], rng: np.random.Generator):
+    for net in ("actor", "critic", "combined"):
+        for hessian in ("precise", "minibatch"):
+            available = eigen.vectors[("actor" if net == "combined" else net), hessian].shape[1]
+            for k in (k for k in k_levels if k <= available):
+                basis = eigen.subspace(net, hessian, k)
+                for gradient in ("precise", "minibatch"):
+                    g = eigen.gradients_of(net, gradient)
+                    n = g.shape[1]
+                    yield (
+                        *identity,
+                        eigen.step,
+                        net,
+                        gradient,
+                        hessian,
+                        k,
+                        n,
+                        subspace_fraction(basis, g),
+                        k / n,
+                        random_subspace_fraction(g, k, rng),
+                    )
+
+
+def overlap_rows(identity: tuple, eigens: list[EigenFile], k_levels: Sequence[int], t1_levels: Sequence[int]):
+    by_step = {e.step: e for e in eigens}
+    for net in ("actor", "critic", "combined"):
+        for t1 in (t for t in t1_levels if t in by_step):
+            first = by_step[t1]
+            available = first.vectors[("actor" if net == "combined" else net), "precise"].shape[1]
+            for k in (k for k in k_levels if k <= available):
+                v1 = first.subspace(net, "precise", k)
+                for t2 in sorted(s for s in by_step if s >= t1):
+                    overlap = 1.0 if t2 == t1 else subspace_overlap(v1, by_step[t2].subspace(net, "precise", k))
+                    yield (*identity, net, k, t1, t2, overlap)
+
+
+def make_tables(
+    run_path: Path,
+    eigen_paths: Sequence[Path],
+    out_dir: Path,
+    k_levels=K_LEVELS,
+    t1_levels=OVERLAP_T1,
+    smoothing_steps: float = 20_000,
+    thresholds=(0.1, 0.9),
+    seed: int = 0,
+) -> None:
+    """The five tables of one run, written atomically into ``out_dir``."""
+    eigens = sorted((EigenFile(p) for p in eigen_paths), key=lambda e: e.step)
+    with RunFile(run_path) as run:
+        identity = (run.algo, str(run.attrs.get("task", "")), int(run.attrs.get("seed", -1)))
+        curves = run.curves()
+    rng = np.random.default_rng(seed)
+    write_table(
+        out_dir / "fractions.csv",
+        "fractions",
+        (row for eigen in eigens for row in fraction_rows(identity, eigen, k_levels, rng)),
+    )
+    write_table(out_dir / "overlaps.csv", "overlaps", overlap_rows(identity, eigens, k_levels, t1_levels))
+    curve_rows = []
+    for name, key in (("eval", "eval/mean_return"), ("train", "rollouts/mean_return")):
+        steps = curves.get(key.split("/")[0] + "/step", np.zeros(0))
+        curve_rows += [(*identity, name, int(s), float(v)) for s, v in zip(steps, curves.get(key, []))]
+    write_table(out_dir / "curves.csv", "curves", curve_rows)
+    phase_rows = []
+    train_steps = curves.get("rollouts/step", np.zeros(0))
+    if len(train_steps) >= 2:
+        phases = training_phases(train_steps, curves["rollouts/mean_return"], smoothing_steps, *thresholds)
+        counts = [sum(phases.of(e.step) == p for e in eigens) for p in ("initial", "training", "convergence")]
+        phase_rows.append((*identity, phases.end_initial, phases.start_convergence, *counts))
+    else:
+        log.warning("%s: fewer than two training-return points, no phases", run_path)
+    write_table(out_dir / "phases.csv", "phases", phase_rows)
+    spectrum_rows = []
+    for eigen in eigens:
+        for net in ("actor", "critic"):
+            for hessian in ("precise", "minibatch"):
+                values = eigen.all_values.get(net) if hessian == "precise" and net in eigen.all_values else None
+                values = eigen.values[net, hessian] if values is None else values
+                spectrum_rows += [(*identity, eigen.step, net, hessian, i, float(v)) for i, v in enumerate(values)]
+    write_table(out_dir / "spectra.csv", "spectra", spectrum_rows)
+
+
+def merge(paths: Sequence[Path], out: Path) -> None:
+    """Concatenate CSV tables with one header."""
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as target:
+        for index, path in enumerate(paths):
+            with open(path) as source:
+                header = source.readline()
+                if index == 0:
+                    target.write(header)
+                target.write(source.read())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run")
+    run.add_argument("--run", required=True, type=Path)
+    run.add_argument("--eigen", required=True, nargs="+", type=Path)
+    run.add_argument("--out-dir", required=True, type=Path)
+    run.add_argument("--k-levels", type=int, nargs="+", default=list(K_LEVELS))
+    run.add_argument("--t1", type=int, nargs="+", default=list(OVERLAP_T1))
+    run.add_argument("--smoothing-steps", type=float, default=20_000)
+    together = commands.add_parser("merge")
+    together.add_argument("tables", nargs="+", type=Path)
+    together.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.command == "run":
+        make_tables(args.run, args.eigen, args.out_dir, args.k_levels, args.t1, args.smoothing_steps)
+    else:
+        merge(args.tables, args.out)
+
+
+if __name__ == "__main__":
+    main()
