@@ -16,6 +16,7 @@ include: "rules/train.smk"
 include: "rules/export.smk"
 include: "rules/data.smk"
 include: "rules/eigen.smk"
+include: "rules/tables.smk"
 
 
 rule all:

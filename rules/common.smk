@@ -29,7 +29,9 @@ RUNS = run_specs(config)
 RESULTS = f"results/{config['experiment']}"
 LOGS = f"logs/{config['experiment']}"
 ANALYSIS = config["analysis"]
-VARIANT = ANALYSIS["variant"]  # a path segment: corrected and original results never mix
+VARIANT = ANALYSIS[
+    "variant"
+]  # a path segment: corrected and original results never mix
 
 
 wildcard_constraints:
@@ -86,5 +88,36 @@ def eigen_options():
     return options
 
 
+def get_run_eigen_files(wildcards):
+    spec = RUNS[wildcards.algo, wildcards.task, int(wildcards.seed)]
+    return [
+        f"{RESULTS}/eigen/{VARIANT}/{spec.run_id}/step{step:09d}.h5"
+        for step in spec.checkpoint_steps
+    ]
+
+
+def run_table_dirs():
+    return [
+        f"{RESULTS}/tables/{VARIANT}/runs/{algo}/{task}/seed{seed}"
+        for algo, task, seed in RUNS
+    ]
+
+
+def tables_options():
+    t = config["tables"]
+    return (
+        f"--k-levels {' '.join(map(str, t['k_levels']))} --t1 {' '.join(map(str, t['overlap_t1']))}"
+        f" --smoothing-steps {t['smoothing_steps']}"
+        f" --thresholds {t['training_threshold']} {t['convergence_threshold']} --seed {t['seed']}"
+    )
+
+
+TABLE_NAMES = ("fractions", "overlaps", "phases", "curves", "spectra")
+
+
+def table_files():
+    return [f"{RESULTS}/tables/{VARIANT}/{name}.csv" for name in TABLE_NAMES]
+
+
 def all_targets():
-    return run_files() + eigen_files()
+    return run_files() + eigen_files() + table_files()

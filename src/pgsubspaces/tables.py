@@ -208,15 +208,19 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--k-levels", type=int, nargs="+", default=list(K_LEVELS))
     run.add_argument("--t1", type=int, nargs="+", default=list(OVERLAP_T1))
     run.add_argument("--smoothing-steps", type=float, default=20_000)
-    together = commands.add_parser("merge")
-    together.add_argument("tables", nargs="+", type=Path)
-    together.add_argument("--out", required=True, type=Path)
+    run.add_argument("--thresholds", type=float, nargs=2, default=[0.1, 0.9], help="training, convergence")
+    run.add_argument("--seed", type=int, default=0)
+    together = commands.add_parser("merge", help="concatenate the tables of several runs")
+    together.add_argument("runs", nargs="+", type=Path, help="per-run table folders")
+    together.add_argument("--out-dir", required=True, type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.command == "run":
-        make_tables(args.run, args.eigen, args.out_dir, args.k_levels, args.t1, args.smoothing_steps)
+        make_tables(args.run, args.eigen, args.out_dir, args.k_levels, args.t1, args.smoothing_steps,
+                    args.thresholds, args.seed)
     else:
-        merge(args.tables, args.out)
+        for name in TABLES:
+            merge([folder / f"{name}.csv" for folder in args.runs], args.out_dir / f"{name}.csv")
 
 
 if __name__ == "__main__":

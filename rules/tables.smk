@@ -1,0 +1,37 @@
+rule run_tables:
+    input:
+        run=rules.export.output.h5,
+        eigen=get_run_eigen_files,
+    output:
+        **{
+            name: f"{RESULTS}/tables/{VARIANT}/runs/{{algo}}/{{task}}/seed{{seed}}/{name}.csv"
+            for name in TABLE_NAMES
+        },
+    log:
+        f"{LOGS}/tables/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}.log",
+    conda:
+        "../envs/rl.yaml"
+    params:
+        options=tables_options(),
+    message:
+        "tables of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}"
+    shell:
+        "python -m pgsubspaces.tables run --run {input.run} --eigen {input.eigen}"
+        " --out-dir $(dirname {output.fractions}) {params.options} > {log} 2>&1"
+
+
+rule tables:
+    input:
+        expand("{folder}/{name}.csv", folder=run_table_dirs(), name=TABLE_NAMES),
+    output:
+        **{name: f"{RESULTS}/tables/{VARIANT}/{name}.csv" for name in TABLE_NAMES},
+    log:
+        f"{LOGS}/tables/{VARIANT}/merge.log",
+    conda:
+        "../envs/rl.yaml"
+    params:
+        runs=run_table_dirs(),
+    message:
+        "merge the tables of every run"
+    shell:
+        "python -m pgsubspaces.tables merge {params.runs} --out-dir $(dirname {output.fractions}) > {log} 2>&1"
