@@ -103,12 +103,14 @@ def tiled(arrays, keys, n: int, rng):
 
     m = len(arrays["observations"])
     index = np.arange(n) % m
-    out = {key: value[index].copy() for key, value in arrays.items()}
-    if n > m:
-        for key in keys:
-            scale = JITTER * arrays[key].std(axis=0, keepdims=True)
-            noise = rng.standard_normal((n - m, arrays[key].shape[1]), dtype=np.float32)
-            out[key][m:] += noise * scale
+    out = {}
+    for key, value in arrays.items():
+        out[key] = value[index]
+        if key in keys and n > m:
+            scale = (JITTER * value.std(axis=0, keepdims=True)).astype(np.float32)
+            for start in range(m, n, 65536):  # in blocks, so that generating data does not set the memory peak
+                stop = min(start + 65536, n)
+                out[key][start:stop] += rng.standard_normal((stop - start, value.shape[1]), dtype=np.float32) * scale
     return out
 
 
@@ -133,15 +135,16 @@ def make_problem(case: str, n: int):
             device="cpu",
         )
         policy = agent.policy
-        data = tiled(data, ("observations",), n, rng)
+        data = tiled({"observations": data["observations"]}, ("observations",), n, rng)
         obs = th.as_tensor(data["observations"])
-        with th.no_grad():  # actions sampled from the policy, log-probs of those actions under it
-            distribution = policy.get_distribution(obs)
-            mean = distribution.distribution.mean
-            std = distribution.distribution.stddev
-            noise = th.as_tensor(rng.standard_normal(mean.shape, dtype=np.float32))
-            actions = mean + std * noise
-            old_log_prob = distribution.log_prob(actions)
+        actions, old_log_prob = th.empty((n, policy.action_space.shape[0])), th.empty(n)
+        with th.no_grad():  # actions sampled from the policy, log-probs of those actions under it (in blocks)
+            for start in range(0, n, 65536):
+                distribution = policy.get_distribution(obs[start : start + 65536])
+                mean, std = distribution.distribution.mean, distribution.distribution.stddev
+                noise = th.as_tensor(rng.standard_normal(tuple(mean.shape), dtype=np.float32))
+                actions[start : start + 65536] = mean + std * noise
+                old_log_prob[start : start + 65536] = distribution.log_prob(actions[start : start + 65536])
         batch = {
             "observations": obs,
             "actions": actions,
@@ -149,7 +152,9 @@ def make_problem(case: str, n: int):
             "advantages": th.as_tensor(rng.standard_normal(n, dtype=np.float32)),
             "returns": th.as_tensor(rng.standard_normal(n, dtype=np.float32)),
         }
-        loss = make_loss("ppo", "actor", policy, batch, {"clip_range": 0.2, "ent_coef": 0.0, "vf_coef": 0.5}, "corrected")
+        loss = make_loss(
+            "ppo", "actor", policy, batch, {"clip_range": 0.2, "ent_coef": 0.0, "vf_coef": 0.5}, "corrected"
+        )
     elif case == "sac-critic":
         agent = new_agent(
             "sac", make_vec_env("Walker2d-v5"), {"buffer_size": 1000}, {"net_arch": [256, 256]}, seed=0, device="cpu"
@@ -168,49 +173,44 @@ def make_problem(case: str, n: int):
     return loss
 
 
-class CurvlinopsModel:
-    """Builders for curvlinops' (model_func, loss_func, params, data) view of a FlatLoss.
+def curvlinops_view(loss, theta, batch_size: int = CHUNK):
+    """(model_func, loss_func, params, data) as curvlinops 3.0.1 wants them, for a FlatLoss.
 
-    model_func(X) returns the per-sample losses of the batch dict X with the flat parameter vector ``theta``
-    (an nn.Parameter of the wrapper) substituted for the network's parameters; loss_func averages them
-    (reduction 'mean', so curvlinops weights batch b by |b| / N). The total is exactly FlatLoss.loss.
+    model_func(X) returns the per-sample losses of the batch dict X, with the flat vector ``theta`` (an
+    nn.Parameter of the wrapper) substituted for the network's parameters; loss_func averages them
+    (reduction 'mean', so curvlinops weights batch b by |b| / N). The sum over batches is FlatLoss.loss.
     """
+    import torch as th
+    from torch import nn
 
-    @staticmethod
-    def build(loss, theta, batch_size: int = CHUNK):
-        import torch as th
-        from torch import nn
+    layout = loss.layout
 
-        layout = loss.layout
+    class FlatModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flat_loss = loss  # the frozen network and its data
+            self.theta = nn.Parameter(theta.detach().clone())
 
-        class Model(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.flat_loss = loss  # frozen network inside
-                self.theta = nn.Parameter(theta.detach().clone())
+        def forward(self, batch):
+            offsets = layout.offsets
+            bound = {
+                f"policy.{name}": self.theta[a:b].view(shape)
+                for name, a, b, shape in zip(layout.names, offsets, offsets[1:], layout.shapes)
+            }
+            return th.func.functional_call(self.flat_loss, bound, (dict(batch),))
 
-            def forward(self, batch):
-                offsets = layout.offsets
-                bound = {
-                    f"policy.{name}": self.theta[a:b].view(shape)
-                    for name, a, b, shape in zip(layout.names, offsets, offsets[1:], layout.shapes)
-                }
-                return th.func.functional_call(self.flat_loss, bound, (dict(batch),))
+    class MeanOfSamples(nn.Module):
+        reduction = "mean"
 
-        class MeanLoss(nn.Module):
-            reduction = "mean"
+        def forward(self, per_sample, _unused_target):
+            return per_sample.mean()
 
-            def forward(self, per_sample, _unused_target):
-                return per_sample.mean()
-
-        model = Model()
-        n = loss.n_samples
-        data = []
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            chunk = {key: value[start:stop] for key, value in loss.batch.items()}
-            data.append((chunk, th.zeros(stop - start)))
-        return model, MeanLoss(), [model.theta], data
+    model, n = FlatModel(), loss.n_samples
+    data = []
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        data.append(({key: value[start:stop] for key, value in loss.batch.items()}, th.zeros(stop - start)))
+    return model, MeanOfSamples(), [model.theta], data
 
 
 def _timed_scipy_operator(n, matvec, dtype, clock):
@@ -263,7 +263,7 @@ def _naive_operator(loss, theta):
 def _curvlinops_operator(loss, theta):
     from curvlinops import HessianLinearOperator
 
-    model, mean_loss, params, data = CurvlinopsModel.build(loss, theta)
+    model, mean_loss, params, data = curvlinops_view(loss, theta)
     hessian = HessianLinearOperator(
         model,
         mean_loss,
@@ -276,13 +276,15 @@ def _curvlinops_operator(loss, theta):
     return hessian, hessian.to_scipy()
 
 
-def run_one(method: str, case: str, n: int, mode: str) -> dict:
+def run_one(method: str, case: str, n: int, mode: str, chunk: int = CHUNK, budget: float = BUDGET) -> dict:
     import numpy as np
     import torch as th
 
     th.set_num_threads(THREADS)
     base_mb = rss_mb()
     out = {"method": method, "case": case, "N": n, "mode": mode, "threads": th.get_num_threads(), "base_MB": base_mb}
+    if method.startswith("ours"):
+        out.update(chunk_size=chunk, memory_budget=budget)
     started = time.perf_counter()
     loss = make_problem(case, n)
     theta = loss.theta0()
@@ -299,8 +301,10 @@ def run_one(method: str, case: str, n: int, mode: str) -> dict:
     started = time.perf_counter()
     keep = None
     if method in ("ours", "ours-arpack"):
-        operator = HessianOperator(loss, theta, chunk_size=CHUNK, memory_budget=BUDGET)
-        out.update(cached_chunks=operator.cached_chunks, n_chunks=len(operator.chunks), cached_MB=operator.cached_bytes / 2**20)
+        operator = HessianOperator(loss, theta, chunk_size=chunk, memory_budget=budget)
+        out.update(
+            cached_chunks=operator.cached_chunks, n_chunks=len(operator.chunks), cached_MB=operator.cached_bytes / 2**20
+        )
     elif method == "naive":
         naive_matvec, keep = _naive_operator(loss, theta)
         clock = {"seconds": 0.0, "count": 0}
@@ -385,7 +389,11 @@ def verify(case: str, loss, theta) -> dict:
     exact = HessianOperator(exact_loss, theta.double(), chunk_size=CHUNK, memory_budget=BUDGET)
     v = th.randn(theta.numel(), generator=th.Generator().manual_seed(2))
     truth = exact.matvec(v.double()).numpy()
-    approx = {"ours": ours.matvec(v).double().numpy(), "naive": naive_matvec(v.numpy()), "curvlinops": curv.matvec(v.numpy())}
+    approx = {
+        "ours": ours.matvec(v).double().numpy(),
+        "naive": naive_matvec(v.numpy()),
+        "curvlinops": curv.matvec(v.numpy()),
+    }
     return {
         "hv_rel_diff_vs_ours": {name: max(values) for name, values in diffs.items()},
         "hv_rel_err_vs_float64": {
@@ -396,39 +404,98 @@ def verify(case: str, loss, theta) -> dict:
 
 # ---------------------------------------------------------------------------------------------- parent side
 
+# Rough wall seconds of each child on a quiet machine (imports, data, setup, solve, residuals), used only to
+# skip jobs that cannot finish before the deadline.
+ESTIMATE = {
+    ("verify", "ppo-actor"): 8,
+    ("verify", "sac-critic"): 15,
+    ("solve", "ppo-actor", 10_000): {"ours": 12, "ours-arpack": 12, "naive": 12, "curvlinops": 35},
+    ("solve", "ppo-actor", 100_000): {"ours": 60, "ours-arpack": 75, "naive": 90, "curvlinops": 180},
+    ("solve", "sac-critic", 10_000): {"ours": 100, "ours-arpack": 110, "naive": 105, "curvlinops": 140},
+    ("solve", "sac-critic", 100_000): {"ours": 1000, "ours-arpack": 1100, "naive": 1100, "curvlinops": 1500},
+    ("matvecs", "ppo-actor", 1_000_000): {"ours": 45, "naive": 85, "curvlinops": 100},
+}
 
-def plan(args) -> list[tuple[str, str, int, str]]:
+
+def estimate(job) -> float:
+    method, case, n, mode, *_ = job
+    if mode == "verify":
+        return ESTIMATE[("verify", case)]
+    return ESTIMATE.get((mode, case, n), {}).get(method, 60) if n <= 1_000_000 else 600
+
+
+def plan(args) -> list[tuple]:
+    """Jobs (method, case, N, mode, chunk, budget) in priority order: what matters most for the claims first."""
+    methods, cases = args.methods.split(","), args.cases.split(",")
     jobs = []
-    methods = args.methods.split(",")
-    cases = args.cases.split(",")
+
+    def add(method, case, n, mode="solve", chunk=CHUNK, budget=BUDGET):
+        if case in cases and (method in methods or mode == "verify"):
+            jobs.append((method, case, n, mode, chunk, budget))
+
+    if args.investigate:  # chunk sizes and memory budgets of our operator, 20 timed matvecs each
+        for n in (100_000, 1_000_000):
+            for chunk in (2048, 4096, 8192, 16384, 32768):
+                add("ours", "ppo-actor", n, "matvecs", chunk)
+        for budget in (0.6e9, 0.9e9, 3e9):
+            add("ours", "ppo-actor", 1_000_000, "matvecs", CHUNK, budget)
+        return jobs
     if not args.no_verify:
-        jobs += [("all", case, 10_000, "verify") for case in cases]
-    sizes = {"ppo-actor": [10_000] if args.quick else [10_000, 100_000], "sac-critic": [10_000]}
-    if args.sac_1e5 and not args.quick:
-        sizes["sac-critic"].append(100_000)
-    for case in cases:
-        for n in sizes[case]:
-            jobs += [(method, case, n, "solve") for method in methods]
-    if not args.quick and "ppo-actor" in cases:
-        jobs += [(m, "ppo-actor", 1_000_000, "matvecs") for m in ("ours", "naive", "curvlinops") if m in methods]
+        add("all", "ppo-actor", 10_000, "verify")
+    for method in ("ours", "naive", "curvlinops", "ours-arpack"):
+        add(method, "ppo-actor", 10_000)
+    if not args.quick:
+        for method in ("ours", "naive", "curvlinops"):
+            add(method, "ppo-actor", 100_000)
+        for method in ("ours", "naive"):
+            add(method, "ppo-actor", 1_000_000, "matvecs")
+    for method in ("ours", "naive", "curvlinops"):
+        add(method, "sac-critic", 10_000)
+    if not args.no_verify:
+        add("all", "sac-critic", 10_000, "verify")
+    if not args.quick:
+        add("ours-arpack", "ppo-actor", 100_000)
+    add("ours-arpack", "sac-critic", 10_000)
+    if not args.quick:
+        add("curvlinops", "ppo-actor", 1_000_000, "matvecs")
+        if args.sac_1e5:
+            for method in ("ours", "naive", "curvlinops", "ours-arpack"):
+                add(method, "sac-critic", 100_000)
     return jobs
 
 
-def run_child(job, timeout: float) -> dict:
-    method, case, n, mode = job
+def _busy_seconds() -> float:
+    """CPU-seconds all processes have spent busy since boot (from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def run_child(job, timeout: float, passive: bool) -> dict:
+    method, case, n, mode, chunk, budget = job
     command = [sys.executable, str(Path(__file__).resolve()), "--one", method, case, str(n), "--mode", mode]
+    command += ["--chunk-size", str(chunk), "--memory-budget", str(budget)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(THREADS)}
+    if passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    row = {"method": method, "case": case, "N": n, "mode": mode}
+    if method.startswith("ours"):
+        row.update(chunk_size=chunk, memory_budget=budget)
+    busy, children = _busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
-        return {"method": method, "case": case, "N": n, "mode": mode, "status": f"timeout>{timeout:.0f}s"}
+        return {**row, "status": f"timeout>{timeout:.0f}s", "child_wall_s": time.perf_counter() - started}
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    # CPUs used on average by other processes while the child ran (0 = quiet machine, 2 = both cores taken)
+    row.update(child_wall_s=wall, child_cpu_s=own, others_cpus=max(0.0, (_busy_seconds() - busy - own) / wall))
     for line in proc.stdout.splitlines():
         if line.startswith(MARKER):
-            return {**json.loads(line[len(MARKER) :]), "status": "ok", "child_wall_s": wall}
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"method": method, "case": case, "N": n, "mode": mode, "status": "failed", "error": tail, "child_wall_s": wall}
+            return {**json.loads(line[len(MARKER) :]), **row, "status": "ok"}
+    return {**row, "status": "failed", "error": (proc.stderr or proc.stdout).strip().splitlines()[-5:]}
 
 
 def environment() -> dict:
@@ -468,8 +535,16 @@ def environment() -> dict:
         "blas_threads_in_eigsh": 1,
         "git_commit": commit,
         "source_sha256_16": sources,
-        "settings": {"k": K, "tol": TOL, "chunk_size": CHUNK, "memory_budget": BUDGET, "dtype": "float32",
-                     "rollout_steps": ROLLOUT_STEPS, "jitter": JITTER, "timed_matvecs_at_1e6": N_TIMED_MATVECS},
+        "settings": {
+            "k": K,
+            "tol": TOL,
+            "chunk_size": CHUNK,
+            "memory_budget": BUDGET,
+            "dtype": "float32",
+            "rollout_steps": ROLLOUT_STEPS,
+            "jitter": JITTER,
+            "timed_matvecs_at_1e6": N_TIMED_MATVECS,
+        },
     }
 
 
@@ -482,73 +557,95 @@ def _dist_version(name: str):
         return None
 
 
+def _group(row) -> tuple:
+    return row["case"], row["N"], row["mode"]
+
+
 def speedups(results: list[dict]) -> None:
-    """Attach baseline_time / ours_time (solve: solve_s; matvecs: s_per_matvec) to the 'ours' rows."""
+    """Attach baseline / ours ratios (solve: solve_s; matvecs: s_per_matvec) and eigenvalue differences to ours."""
     ok = [r for r in results if r.get("status") == "ok" and r["mode"] in ("solve", "matvecs")]
-    for row in ok:
-        if row["method"] != "ours":
-            continue
-        key = "solve_s" if row["mode"] == "solve" else "s_per_matvec"
+    reference = {
+        _group(r): r
+        for r in ok
+        if r["method"] == "ours" and r.get("chunk_size", CHUNK) == CHUNK and r.get("memory_budget", BUDGET) == BUDGET
+    }
+    for group, ours in reference.items():
+        key = "solve_s" if group[2] == "solve" else "s_per_matvec"
         for other in ok:
-            if (other["case"], other["N"], other["mode"]) == (row["case"], row["N"], row["mode"]) and other["method"] in (
-                "naive",
-                "curvlinops",
-            ):
-                row[f"speedup_vs_{other['method']}"] = other[key] / row[key]
-        # eigenvalue agreement with ours (solve only)
-        if row["mode"] == "solve":
-            for other in ok:
-                same = (other["case"], other["N"], other["mode"]) == (row["case"], row["N"], "solve")
-                if same and other["method"] != "ours" and other.get("eigenvalues") and row.get("eigenvalues"):
-                    a, b = row["eigenvalues"], other["eigenvalues"]
-                    m = min(len(a), len(b))
-                    scale = max(abs(x) for x in a)
-                    other["max_eig_diff_vs_ours_rel"] = max(abs(x - y) for x, y in zip(a[:m], b[:m])) / scale
+            if _group(other) != group or other is ours:
+                continue
+            if other["method"] in ("naive", "curvlinops"):
+                ours[f"speedup_vs_{other['method']}"] = other[key] / ours[key]
+            if group[2] == "solve" and other.get("eigenvalues") and ours.get("eigenvalues"):
+                a, b = ours["eigenvalues"], other["eigenvalues"]
+                scale = max(abs(x) for x in a)
+                other["max_eig_diff_vs_ours_rel"] = max(abs(x - y) for x, y in zip(a, b)) / scale
 
 
-def fmt(value, spec):
-    return "-" if value is None else format(value, spec)
+ORDER = {method: i for i, method in enumerate(("ours", "ours-arpack", "naive", "curvlinops", "all"))}
+
+
+def fmt(value, spec: str) -> str:
+    width = int("".join(c for c in spec.split(".")[0] if c.isdigit()) or 0)
+    return "-".rjust(width) if value is None else format(value, spec)
 
 
 def table(results: list[dict]) -> str:
     header = (
-        f"{'case':<11}{'N':>9} {'method':<12}{'setup s':>8}{'solve s':>9}{'matvecs':>8}{'s/mv':>8}"
-        f"{'peak MB':>9}{'max rel res':>12}{'eig diff':>10}{'x naive':>8}{'x curvl':>8}  note"
+        f"{'case':<11}{'N':>8} {'method':<12}{'setup s':>8}{'solve s':>9}{'matvecs':>8}{'s/mv':>8}{'peak MB':>8}"
+        f"{'max rel res':>12}{'eig diff':>9}{'x naive':>8}{'x curvl':>8}{'others':>7}  note"
     )
     lines = [header, "-" * len(header)]
-    for r in results:
-        if r["mode"] == "verify":
-            continue
+    rows = sorted(
+        (r for r in results if r["mode"] != "verify"),
+        key=lambda r: (
+            r["case"],
+            r["N"],
+            r["mode"],
+            ORDER.get(r["method"], 9),
+            r.get("chunk_size", 0),
+            r.get("memory_budget", 0),
+        ),
+    )
+    for r in rows:
         if r.get("status") != "ok":
-            lines.append(f"{r['case']:<11}{r['N']:>9} {r['method']:<12}  {r.get('status')} {r.get('error', '')}")
+            lines.append(f"{r['case']:<11}{r['N']:>8} {r['method']:<12}  {r.get('status')} {r.get('error', '')}")
             continue
         note = []
         if r["mode"] == "matvecs":
-            note.append(f"{r['matvecs']} matvecs only: {r['matvec_s']:.1f} s")
+            note.append(f"{r['matvecs']} timed matvecs only ({r['matvec_s']:.1f} s)")
         if r.get("converged") is False:
             note.append(f"NOT CONVERGED ({r.get('n_eigenpairs')} pairs)")
         if r.get("cached_chunks") is not None:
             note.append(f"cached {r['cached_chunks']}/{r['n_chunks']} chunks")
+        if r.get("chunk_size", CHUNK) != CHUNK or r.get("memory_budget", BUDGET) != BUDGET:
+            note.append(f"chunk {r['chunk_size']}, budget {r['memory_budget'] / 1e9:g} GB")
         if r.get("residual_matvecs_in_timing"):
-            note.append(f"incl. {r['residual_matvecs_in_timing']} residual mv")
+            note.append(f"incl. {r['residual_matvecs_in_timing']} residual matvecs")
         lines.append(
-            f"{r['case']:<11}{r['N']:>9} {r['method']:<12}{fmt(r.get('setup_s'), '8.2f')}"
-            f"{fmt(r.get('solve_s'), '9.1f')}{r['matvecs']:>8}{fmt(r.get('s_per_matvec'), '8.4f')}"
-            f"{fmt(r.get('peak_MB'), '9.0f')}{fmt(r.get('max_rel_residual'), '12.1e')}"
-            f"{fmt(r.get('max_eig_diff_vs_ours_rel'), '10.1e')}"
-            f"{fmt(r.get('speedup_vs_naive'), '8.2f')}{fmt(r.get('speedup_vs_curvlinops'), '8.2f')}  {'; '.join(note)}"
+            f"{r['case']:<11}{r['N']:>8} {r['method']:<12}{fmt(r.get('setup_s'), '8.2f')}"
+            f"{fmt(r.get('solve_s'), '9.1f')}{r['matvecs']:>8}{fmt(r.get('s_per_matvec'), '8.3f')}"
+            f"{fmt(r.get('peak_MB'), '8.0f')}{fmt(r.get('max_rel_residual'), '12.1e')}"
+            f"{fmt(r.get('max_eig_diff_vs_ours_rel'), '9.1e')}"
+            f"{fmt(r.get('speedup_vs_naive'), '8.2f')}{fmt(r.get('speedup_vs_curvlinops'), '8.2f')}"
+            f"{fmt(r.get('others_cpus'), '7.2f')}  {'; '.join(note)}"
         )
-    verifies = [r for r in results if r["mode"] == "verify"]
-    for r in verifies:
+    for r in results:
+        if r["mode"] != "verify":
+            continue
         if r.get("status") == "ok":
-            d = r["hv_rel_diff_vs_ours"]
+            d, e = r["hv_rel_diff_vs_ours"], r["hv_rel_err_vs_float64"]
             lines.append(
-                f"Hv check {r['case']} N={r['N']}: |Hv - Hv_ours|/|Hv_ours| naive {d['naive']:.1e}, curvlinops "
-                f"{d['curvlinops']:.1e}; vs float64 truth: "
-                + ", ".join(f"{k} {x:.1e}" for k, x in r["hv_rel_err_vs_float64"].items())
+                f"Hv check {r['case']} N={r['N']}: |Hv - Hv_ours| / |Hv_ours| naive {d['naive']:.1e}, curvlinops "
+                f"{d['curvlinops']:.1e}; error vs float64: " + ", ".join(f"{k} {x:.1e}" for k, x in e.items())
             )
         else:
             lines.append(f"Hv check {r['case']}: {r.get('status')} {r.get('error', '')}")
+    lines.append(
+        "solve s: wall time of the eigensolver call; s/mv: time inside the Hessian-vector products / matvecs; "
+        "x naive, x curvl: baseline time / ours time (solve s, or s/mv for the 1e6 rows); others: CPUs used "
+        "by other processes during the run (of 2)."
+    )
     return "\n".join(lines)
 
 
@@ -556,33 +653,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "CASE", "N"), help="run one child and print a JSON line")
     parser.add_argument("--mode", choices=("solve", "matvecs", "verify"), default="solve")
+    parser.add_argument("--chunk-size", type=int, default=CHUNK, help="ours: samples per chunk")
+    parser.add_argument("--memory-budget", type=float, default=BUDGET, help="ours: bytes of cached graphs")
     parser.add_argument("--quick", action="store_true", help="N = 1e4 only (no 1e5 solves, no 1e6 matvecs)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--sac-1e5", action="store_true", help="also solve the SAC critic at N = 1e5 (slow)")
-    parser.add_argument("--no-verify", action="store_true", help="skip the Hv cross-check")
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per child")
+    parser.add_argument("--sac-1e5", action="store_true", help="also solve the SAC critic at N = 1e5 (~1 h)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the Hv cross-checks")
+    parser.add_argument("--investigate", action="store_true", help="only: chunk-size / budget sweep of ours")
+    parser.add_argument(
+        "--deadline", type=float, default=870.0, help="seconds for the whole run; jobs that would not fit are skipped"
+    )
+    parser.add_argument("--timeout", type=float, default=420.0, help="seconds per child at most")
+    parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in the children")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     if args.one:
         method, case, n = args.one
-        result = run_one(method, case, int(float(n)), args.mode)
+        result = run_one(method, case, int(float(n)), args.mode, args.chunk_size, args.memory_budget)
         result["ru_maxrss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(MARKER + json.dumps(result), flush=True)
         return
 
     env = environment()
-    env["loadavg_start"] = os.getloadavg()
+    env.update(
+        loadavg_start=os.getloadavg(), argv=sys.argv[1:], omp_wait_policy="PASSIVE" if args.omp_passive else None
+    )
     started = time.perf_counter()
     results = []
     for job in plan(args):
-        result = run_child(job, args.timeout)
+        remaining = args.deadline - (time.perf_counter() - started)
+        method, case, n, mode, chunk, budget = job
+        if estimate(job) > remaining:
+            results.append({"method": method, "case": case, "N": n, "mode": mode, "status": "skipped (time budget)"})
+            print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: skipped, {remaining:.0f} s left", flush=True)
+            continue
+        result = run_child(job, min(args.timeout, remaining), args.omp_passive)
         results.append(result)
-        brief = {k: result.get(k) for k in ("solve_s", "setup_s", "matvecs", "s_per_matvec", "peak_MB", "max_rel_residual")}
-        print(f"[{time.perf_counter() - started:6.0f}s] {job}: {result.get('status')} {brief}", flush=True)
-    env["loadavg_end"] = os.getloadavg()
-    env["total_wall_s"] = time.perf_counter() - started
+        brief = {
+            k: result.get(k)
+            for k in ("setup_s", "solve_s", "matvecs", "s_per_matvec", "peak_MB", "max_rel_residual", "others_cpus")
+        }
+        brief = {k: round(v, 4) if isinstance(v, float) else v for k, v in brief.items() if v is not None}
+        print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: {result.get('status')} {brief}", flush=True)
+    env.update(loadavg_end=os.getloadavg(), total_wall_s=time.perf_counter() - started)
     speedups(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": env, "results": results}, indent=1))

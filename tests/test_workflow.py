@@ -119,3 +119,27 @@ def test_eigen_files_for_every_checkpoint(smoke_workflow, algo):
                     assert np.all(np.diff(group["eigenvalues"][()]) <= 0)
                     assert group.attrs["max_relative_residual"] <= 1e-4
                 assert f[f"{net}/precise/gradient"].shape == (n,)
+
+
+def test_tables_cover_every_checkpoint(smoke_workflow):
+    import pandas as pd
+
+    folder = smoke_workflow / "results/smoke/tables/corrected"
+    fractions = pd.read_csv(folder / "fractions.csv")
+    for algo in ("ppo", "sac"):
+        steps = set(fractions[fractions.algo == algo].step)
+        assert steps == set(SPECS[algo, "Pendulum", 0].checkpoint_steps)
+    assert set(fractions.k) == {1, 5, 10} and set(fractions.net) == {"actor", "critic", "combined"}
+    assert fractions.fraction.between(0, 1 + 1e-6).all()
+    np.testing.assert_allclose(fractions.chance, fractions.k / fractions.n_params)
+    overlaps = pd.read_csv(folder / "overlaps.csv")
+    assert (overlaps[overlaps.t1 == overlaps.t2].overlap == 1.0).all()
+    assert overlaps.overlap.between(0, 1 + 1e-6).all() and (overlaps.t2 >= overlaps.t1).all()
+    assert set(overlaps.t1) == {0, 150, 512}  # the configured t1 that lie on a grid
+    phases = pd.read_csv(folder / "phases.csv")
+    assert len(phases) == 2
+    assert (phases[["n_initial", "n_training", "n_convergence"]].sum(axis=1) == 4).all()
+    curves = pd.read_csv(folder / "curves.csv")
+    with run_file(smoke_workflow, "ppo") as run:
+        evals = curves[(curves.algo == "ppo") & (curves.curve == "eval")]
+        np.testing.assert_allclose(evals.value, run.curves()["eval/mean_return"])
