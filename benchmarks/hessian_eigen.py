@@ -23,6 +23,7 @@ computed with the project's HessianOperator (outside the timed region for the ba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import hashlib
@@ -48,6 +49,8 @@ ROLLOUT_STEPS = 4096  # real Walker2d-v5 transitions; larger N tiles them with j
 JITTER = 0.01  # jitter std, as a fraction of each feature's std over the rollout
 N_TIMED_MATVECS = 20
 METHODS = ("ours", "ours-arpack", "curvlinops", "naive")
+# diagnostic only (--investigate): ours with the lanczos call under threadpool_limits(1, "blas")
+DIAGNOSTIC_METHODS = ("ours-blas1",)
 CASES = ("ppo-actor", "sac-critic")
 
 
@@ -276,11 +279,11 @@ def _curvlinops_operator(loss, theta):
     return hessian, hessian.to_scipy()
 
 
-def run_one(method: str, case: str, n: int, mode: str, chunk: int = CHUNK, budget: float = BUDGET) -> dict:
+def run_one(method: str, case: str, n: int, mode: str, chunk=CHUNK, budget=BUDGET, threads=THREADS) -> dict:
     import numpy as np
     import torch as th
 
-    th.set_num_threads(THREADS)
+    th.set_num_threads(threads)
     base_mb = rss_mb()
     out = {"method": method, "case": case, "N": n, "mode": mode, "threads": th.get_num_threads(), "base_MB": base_mb}
     if method.startswith("ours"):
@@ -294,13 +297,15 @@ def run_one(method: str, case: str, n: int, mode: str, chunk: int = CHUNK, budge
     if mode == "verify":
         return {**out, **verify(case, loss, theta)}
 
+    from threadpoolctl import threadpool_limits
+
     from pgsubspaces.eigensolvers import EigenConvergenceError, arpack, lanczos, residuals
     from pgsubspaces.hessian import HessianOperator
 
     # ---- setup (timed)
     started = time.perf_counter()
     keep = None
-    if method in ("ours", "ours-arpack"):
+    if method.startswith("ours"):
         operator = HessianOperator(loss, theta, chunk_size=chunk, memory_budget=budget)
         out.update(
             cached_chunks=operator.cached_chunks, n_chunks=len(operator.chunks), cached_MB=operator.cached_bytes / 2**20
@@ -336,10 +341,12 @@ def run_one(method: str, case: str, n: int, mode: str, chunk: int = CHUNK, budge
     # ---- solve (timed)
     out["converged"] = True
     started = time.perf_counter()
-    if method in ("ours", "ours-arpack"):
-        solver = lanczos if method == "ours" else arpack
+    if method.startswith("ours"):
+        solver = arpack if method == "ours-arpack" else lanczos
+        blas = threadpool_limits(limits=1, user_api="blas") if method == "ours-blas1" else contextlib.nullcontext()
         try:
-            result = solver(operator.matvec, operator.n, K, TOL, operator.dtype, operator.device)
+            with blas:
+                result = solver(operator.matvec, operator.n, K, TOL, operator.dtype, operator.device)
         except EigenConvergenceError as error:
             if error.result is None:
                 raise
@@ -433,7 +440,10 @@ def plan(args) -> list[tuple]:
         if case in cases and (method in methods or mode == "verify"):
             jobs.append((method, case, n, mode, chunk, budget))
 
-    if args.investigate:  # chunk sizes and memory budgets of our operator, 20 timed matvecs each
+    if args.investigate:  # lanczos' BLAS threads; chunk sizes and memory budgets of our operator (20 matvecs)
+        methods.append("ours-blas1")
+        for n in (10_000, 100_000):
+            add("ours-blas1", "ppo-actor", n)
         for n in (100_000, 1_000_000):
             for chunk in (2048, 4096, 8192, 16384, 32768):
                 add("ours", "ppo-actor", n, "matvecs", chunk)
@@ -471,11 +481,11 @@ def _busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def run_child(job, timeout: float, passive: bool) -> dict:
+def run_child(job, timeout: float, passive: bool, threads: int) -> dict:
     method, case, n, mode, chunk, budget = job
     command = [sys.executable, str(Path(__file__).resolve()), "--one", method, case, str(n), "--mode", mode]
-    command += ["--chunk-size", str(chunk), "--memory-budget", str(budget)]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(THREADS)}
+    command += ["--chunk-size", str(chunk), "--memory-budget", str(budget), "--threads", str(threads)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(threads)}
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     row = {"method": method, "case": case, "N": n, "mode": mode}
@@ -531,7 +541,6 @@ def environment() -> dict:
         "stable_baselines3": stable_baselines3.__version__,
         "cpu": cpu,
         "logical_cpus": os.cpu_count(),
-        "torch_threads": THREADS,
         "blas_threads_in_eigsh": 1,
         "git_commit": commit,
         "source_sha256_16": sources,
@@ -582,7 +591,7 @@ def speedups(results: list[dict]) -> None:
                 other["max_eig_diff_vs_ours_rel"] = max(abs(x - y) for x, y in zip(a, b)) / scale
 
 
-ORDER = {method: i for i, method in enumerate(("ours", "ours-arpack", "naive", "curvlinops", "all"))}
+ORDER = {method: i for i, method in enumerate(("ours", "ours-blas1", "ours-arpack", "naive", "curvlinops", "all"))}
 
 
 def fmt(value, spec: str) -> str:
@@ -665,37 +674,50 @@ def main() -> None:
         "--deadline", type=float, default=870.0, help="seconds for the whole run; jobs that would not fit are skipped"
     )
     parser.add_argument("--timeout", type=float, default=420.0, help="seconds per child at most")
-    parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in the children")
+    parser.add_argument(
+        "--omp-spin",
+        action="store_true",
+        help="leave OpenMP's default spin-waiting on (by default the children run with OMP_WAIT_POLICY=PASSIVE, "
+        "which keeps a shared machine from slowing 2-thread torch down by 10-50x)",
+    )
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads per child")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     if args.one:
         method, case, n = args.one
-        result = run_one(method, case, int(float(n)), args.mode, args.chunk_size, args.memory_budget)
+        result = run_one(method, case, int(float(n)), args.mode, args.chunk_size, args.memory_budget, args.threads)
+        result["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
         result["ru_maxrss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(MARKER + json.dumps(result), flush=True)
         return
 
     env = environment()
     env.update(
-        loadavg_start=os.getloadavg(), argv=sys.argv[1:], omp_wait_policy="PASSIVE" if args.omp_passive else None
+        loadavg_start=os.getloadavg(),
+        argv=sys.argv[1:],
+        omp_wait_policy=None if args.omp_spin else "PASSIVE",
+        torch_threads=args.threads,
     )
     started = time.perf_counter()
-    results = []
+    results, slowdowns = [], []  # slowdown: child wall / quiet-machine estimate, to predict what still fits
     for job in plan(args):
         remaining = args.deadline - (time.perf_counter() - started)
         method, case, n, mode, chunk, budget = job
-        if estimate(job) > remaining:
+        slowdown = sorted(slowdowns)[len(slowdowns) // 2] if slowdowns else 1.0
+        if estimate(job) * max(slowdown, 0.5) > remaining:
             results.append({"method": method, "case": case, "N": n, "mode": mode, "status": "skipped (time budget)"})
             print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: skipped, {remaining:.0f} s left", flush=True)
             continue
-        result = run_child(job, min(args.timeout, remaining), args.omp_passive)
+        result = run_child(job, min(args.timeout, remaining), not args.omp_spin, args.threads)
         results.append(result)
+        if result.get("status") == "ok":
+            slowdowns.append(result["child_wall_s"] / estimate(job))
         brief = {
             k: result.get(k)
             for k in ("setup_s", "solve_s", "matvecs", "s_per_matvec", "peak_MB", "max_rel_residual", "others_cpus")
         }
-        brief = {k: round(v, 4) if isinstance(v, float) else v for k, v in brief.items() if v is not None}
+        brief = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in brief.items() if v is not None}
         print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: {result.get('status')} {brief}", flush=True)
     env.update(loadavg_end=os.getloadavg(), total_wall_s=time.perf_counter() - started)
     speedups(results)

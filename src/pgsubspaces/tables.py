@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.command == "run":
-        make_tables(args.run, args.eigen, args.out_dir, args.k_levels, args.t1, args.smoothing_steps,
-                    args.thresholds, args.seed)
+        make_tables(
+            args.run, args.eigen, args.out_dir, args.k_levels, args.t1, args.smoothing_steps, args.thresholds, args.seed
+        )
     else:
         for name in TABLES:
             merge([folder / f"{name}.csv" for folder in args.runs], args.out_dir / f"{name}.csv")
