@@ -7,6 +7,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "report/workflow.rst"
+
+
 configfile: "config/tasks.yaml"
 configfile: "config/config.yaml"
 
@@ -17,6 +20,7 @@ include: "rules/export.smk"
 include: "rules/data.smk"
 include: "rules/eigen.smk"
 include: "rules/tables.smk"
+include: "rules/figures.smk"
 
 
 rule all:

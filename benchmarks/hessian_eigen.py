@@ -420,6 +420,7 @@ ESTIMATE = {
     ("solve", "ppo-actor", 100_000): {"ours": 60, "ours-arpack": 75, "naive": 90, "curvlinops": 180},
     ("solve", "sac-critic", 10_000): {"ours": 100, "ours-arpack": 110, "naive": 105, "curvlinops": 140},
     ("solve", "sac-critic", 100_000): {"ours": 1000, "ours-arpack": 1100, "naive": 1100, "curvlinops": 1500},
+    ("matvecs", "ppo-actor", 100_000): {"ours": 15, "naive": 15},
     ("matvecs", "ppo-actor", 1_000_000): {"ours": 45, "naive": 85, "curvlinops": 100},
 }
 
@@ -428,7 +429,8 @@ def estimate(job) -> float:
     method, case, n, mode, *_ = job
     if mode == "verify":
         return ESTIMATE[("verify", case)]
-    return ESTIMATE.get((mode, case, n), {}).get(method, 60) if n <= 1_000_000 else 600
+    method = "ours" if method == "ours-blas1" else method
+    return ESTIMATE.get((mode, case, n), {}).get(method, 60)
 
 
 def plan(args) -> list[tuple]:
@@ -444,6 +446,7 @@ def plan(args) -> list[tuple]:
         methods.append("ours-blas1")
         for n in (10_000, 100_000):
             add("ours-blas1", "ppo-actor", n)
+        add("naive", "ppo-actor", 100_000, "matvecs")
         for n in (100_000, 1_000_000):
             for chunk in (2048, 4096, 8192, 16384, 32768):
                 add("ours", "ppo-actor", n, "matvecs", chunk)
@@ -681,8 +684,10 @@ def main() -> None:
         "which keeps a shared machine from slowing 2-thread torch down by 10-50x)",
     )
     parser.add_argument("--threads", type=int, default=THREADS, help="torch threads per child")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS.with_name(RESULTS.stem + "_investigate.json") if args.investigate else RESULTS
 
     if args.one:
         method, case, n = args.one

@@ -19,6 +19,7 @@ PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$
 shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from pgsubspaces.config import ConfigError, run_specs, validate_config
+from pgsubspaces.figures import FIGURES, caption
 
 try:
     validate_config(config)
@@ -39,6 +40,7 @@ wildcard_constraints:
     task="|".join(config["tasks"]),
     seed=r"\d+",
     step=r"\d{9}",
+    figure="|".join(FIGURES),
 
 
 def get_spec(wildcards):
@@ -119,5 +121,13 @@ def table_files():
     return [f"{RESULTS}/tables/{VARIANT}/{name}.csv" for name in TABLE_NAMES]
 
 
+def figure_files():
+    return [f"figures/{name}.pdf" for name in FIGURES]
+
+
+def get_caption(wildcards):
+    return caption(wildcards.figure, config)
+
+
 def all_targets():
-    return run_files() + eigen_files() + table_files()
+    return run_files() + eigen_files() + table_files() + figure_files()

@@ -24,7 +24,15 @@ rule tables:
     input:
         expand("{folder}/{name}.csv", folder=run_table_dirs(), name=TABLE_NAMES),
     output:
-        **{name: f"{RESULTS}/tables/{VARIANT}/{name}.csv" for name in TABLE_NAMES},
+        **{
+            name: report(
+                f"{RESULTS}/tables/{VARIANT}/{name}.csv",
+                caption="../report/table.rst",
+                category="Tables",
+                labels={"table": name},
+            )
+            for name in TABLE_NAMES
+        },
     log:
         f"{LOGS}/tables/{VARIANT}/merge.log",
     conda:

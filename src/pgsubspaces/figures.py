@@ -332,6 +332,33 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
 }
 
 
+CAPTIONS = {
+    "fig1_eigenspectrum": "Fig. 1: Hessian eigenvalues of the PPO actor and critic losses at the last analysed "
+    "checkpoint of one seed, as a histogram (symmetric log bins) and sorted by index.",
+    "fig2_fraction_phases_actor": "Fig. 2 (actor): gradient subspace fraction at the largest k per training phase, "
+    "for precise/mini-batch gradients and Hessians; mean and std over seeds.",
+    "fig2_fraction_phases_critic": "Fig. 2 (critic): as the actor panel, for the critic loss.",
+    "fig3_overlap": "Fig. 3: subspace overlap of the top-k precise Hessian eigenvectors between t1 and later t2, "
+    "actor (solid) and critic (dashed); mean and std over seeds.",
+    "fig4_learning_curves": "Fig. 4: evaluation return of the deterministic policy and training return; mean and "
+    "std over seeds.",
+    "fig5_fraction_ppo": "Fig. 5: PPO gradient subspace fraction through training for several k.",
+    "fig6_fraction_sac": "Fig. 6: SAC gradient subspace fraction through training for several k.",
+    "fig7_overlap_ppo": "Fig. 7: PPO subspace overlap from t1 for several k.",
+    "fig8_overlap_sac": "Fig. 8: SAC subspace overlap from t1 for several k.",
+    "fig12_overlap_entire": "Fig. 12: subspace overlap with the first checkpoint after initialisation, over the "
+    "entire training.",
+}
+
+
+def caption(name: str, config: dict) -> str:
+    """The report caption: what the figure shows and with which config."""
+    analysis = config.get("analysis", {})
+    return (f"{CAPTIONS[name]} Experiment '{config.get('experiment')}', variant '{analysis.get('variant')}', "
+            f"k = {analysis.get('k')}, solver {analysis.get('solver')}, "
+            f"{analysis.get('ppo_samples')} PPO analysis samples.")
+
+
 def save(fig: plt.Figure, pdf: Path) -> None:
     """The figure as PDF and PNG next to each other, both written atomically."""
     for path in (pdf, pdf.with_suffix(".png")):
