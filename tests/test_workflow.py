@@ -143,3 +143,36 @@ def test_tables_cover_every_checkpoint(smoke_workflow):
     with run_file(smoke_workflow, "ppo") as run:
         evals = curves[(curves.algo == "ppo") & (curves.curve == "eval")]
         np.testing.assert_allclose(evals.value, run.curves()["eval/mean_return"])
+
+
+def dry_run_jobs(workdir, *targets) -> dict[str, int]:
+    """Job counts per rule of a dry run with the smoke config."""
+    from conftest import snakemake
+
+    output = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *targets).stdout
+    counts, table = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            table = True
+        elif table and line.strip() and not line.startswith("-"):
+            name, count = line.split()[:2]
+            if name == "total":
+                break
+            counts[name] = int(count)
+    return counts
+
+
+def test_only_what_depends_on_a_change_reruns(smoke_workflow):
+    figure = smoke_workflow / "figures/fig3_overlap.pdf"
+    assert figure.exists() and (smoke_workflow / "figures/fig3_overlap.png").exists()
+    assert dry_run_jobs(smoke_workflow) == {}  # everything is cached
+    figure.unlink()
+    assert dry_run_jobs(smoke_workflow, "figures/fig3_overlap.pdf") == {"figure": 1}
+    eigen = smoke_workflow / "results/smoke/eigen/corrected/sac/Pendulum/seed0/step000000300.h5"
+    eigen.unlink()
+    # that eigen job, its run's tables, the merge and every figure: not the data, not the other run
+    assert dry_run_jobs(smoke_workflow) == {"eigen": 1, "run_tables": 1, "tables": 1, "figure": 10, "all": 1}
+    from conftest import snakemake
+
+    snakemake(smoke_workflow, "--cores", "2", "--configfile", "config/smoke.yaml")  # and the rerun restores them
+    assert eigen.exists() and figure.exists() and dry_run_jobs(smoke_workflow) == {}
