@@ -453,27 +453,27 @@ def plan(args) -> list[tuple]:
         for budget in (0.6e9, 0.9e9, 3e9):
             add("ours", "ppo-actor", 1_000_000, "matvecs", CHUNK, budget)
         return jobs
-    if not args.no_verify:
-        add("all", "ppo-actor", 10_000, "verify")
-    for method in ("ours", "naive", "curvlinops", "ours-arpack"):
-        add(method, "ppo-actor", 10_000)
-    if not args.quick:
-        for method in ("ours", "naive", "curvlinops"):
-            add(method, "ppo-actor", 100_000)
-        for method in ("ours", "naive"):
-            add(method, "ppo-actor", 1_000_000, "matvecs")
-    for method in ("ours", "naive", "curvlinops"):
-        add(method, "sac-critic", 10_000)
-    if not args.no_verify:
-        add("all", "sac-critic", 10_000, "verify")
-    if not args.quick:
-        add("ours-arpack", "ppo-actor", 100_000)
-    add("ours-arpack", "sac-critic", 10_000)
-    if not args.quick:
-        add("curvlinops", "ppo-actor", 1_000_000, "matvecs")
-        if args.sac_1e5:
-            for method in ("ours", "naive", "curvlinops", "ours-arpack"):
-                add(method, "sac-critic", 100_000)
+    part1, part2 = args.part in ("1", "all"), args.part in ("2", "all")
+    if part1:  # the PPO actor: everything the performance claims are about (~12 min)
+        if not args.no_verify:
+            add("all", "ppo-actor", 10_000, "verify")
+        for method in ("ours", "naive", "curvlinops", "ours-arpack"):
+            add(method, "ppo-actor", 10_000)
+        if not args.quick:
+            for method in ("ours", "naive", "curvlinops"):
+                add(method, "ppo-actor", 100_000)
+            for method in ("ours", "naive", "curvlinops"):
+                add(method, "ppo-actor", 1_000_000, "matvecs")
+    if part2:  # the SAC critic, and ours-arpack at N = 1e5 (~10 min)
+        if not args.no_verify:
+            add("all", "sac-critic", 10_000, "verify")
+        for method in ("ours", "naive", "curvlinops", "ours-arpack"):
+            add(method, "sac-critic", 10_000)
+        if not args.quick:
+            add("ours-arpack", "ppo-actor", 100_000)
+            if args.sac_1e5:
+                for method in ("ours", "naive", "curvlinops", "ours-arpack"):
+                    add(method, "sac-critic", 100_000)
     return jobs
 
 
@@ -569,29 +569,48 @@ def _dist_version(name: str):
         return None
 
 
-def _group(row) -> tuple:
-    return row["case"], row["N"], row["mode"]
+def _key(row) -> tuple:
+    return row["method"], row["case"], row["N"], row["mode"], row.get("chunk_size"), row.get("memory_budget")
+
+
+def merged(path: Path, env: dict, results: list[dict], fresh: bool) -> tuple[list[dict], list[dict]]:
+    """This run's rows plus the earlier runs' rows in ``path`` that this run did not redo (skipped rows never win)."""
+    runs, rows = [env], list(results)
+    if path.exists() and not fresh:
+        try:
+            earlier = json.loads(path.read_text())
+        except (OSError, ValueError):
+            earlier = {}
+        done = {_key(r) for r in results if r.get("status") == "ok"}
+        kept = [r for r in earlier.get("results", []) if _key(r) not in done and r.get("status") == "ok"]
+        earlier_keys = {_key(r) for r in kept}
+        rows = [r for r in rows if r.get("status") == "ok" or _key(r) not in earlier_keys] + kept
+        used = {r.get("run") for r in kept}
+        runs += [e for e in earlier.get("runs", []) if e.get("date") in used]
+    return runs, rows
 
 
 def speedups(results: list[dict]) -> None:
-    """Attach baseline / ours ratios (solve: solve_s; matvecs: s_per_matvec) and eigenvalue differences to ours."""
+    """Attach to ours' rows baseline / ours (solve_s, or s_per_matvec for matvecs rows) from the same run, and
+    to the other rows the largest eigenvalue difference to ours (relative to max |lambda|)."""
     ok = [r for r in results if r.get("status") == "ok" and r["mode"] in ("solve", "matvecs")]
-    reference = {
-        _group(r): r
-        for r in ok
-        if r["method"] == "ours" and r.get("chunk_size", CHUNK) == CHUNK and r.get("memory_budget", BUDGET) == BUDGET
-    }
-    for group, ours in reference.items():
-        key = "solve_s" if group[2] == "solve" else "s_per_matvec"
+    for row in ok:
+        for key in ("speedup_vs_naive", "speedup_vs_curvlinops", "max_eig_diff_vs_ours_rel"):
+            row.pop(key, None)
+
+    def reference(row) -> bool:
+        return row["method"] == "ours" and (row.get("chunk_size"), row.get("memory_budget")) == (CHUNK, BUDGET)
+
+    for ours in filter(reference, ok):
+        key = "solve_s" if ours["mode"] == "solve" else "s_per_matvec"
         for other in ok:
-            if _group(other) != group or other is ours:
+            if (other["case"], other["N"], other["mode"]) != (ours["case"], ours["N"], ours["mode"]) or other is ours:
                 continue
-            if other["method"] in ("naive", "curvlinops"):
+            if other["method"] in ("naive", "curvlinops") and other.get("run") == ours.get("run"):
                 ours[f"speedup_vs_{other['method']}"] = other[key] / ours[key]
-            if group[2] == "solve" and other.get("eigenvalues") and ours.get("eigenvalues"):
+            if other.get("eigenvalues") and ours.get("eigenvalues"):
                 a, b = ours["eigenvalues"], other["eigenvalues"]
-                scale = max(abs(x) for x in a)
-                other["max_eig_diff_vs_ours_rel"] = max(abs(x - y) for x, y in zip(a, b)) / scale
+                other["max_eig_diff_vs_ours_rel"] = max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)
 
 
 ORDER = {method: i for i, method in enumerate(("ours", "ours-blas1", "ours-arpack", "naive", "curvlinops", "all"))}
@@ -632,6 +651,8 @@ def table(results: list[dict]) -> str:
             note.append(f"cached {r['cached_chunks']}/{r['n_chunks']} chunks")
         if r.get("chunk_size", CHUNK) != CHUNK or r.get("memory_budget", BUDGET) != BUDGET:
             note.append(f"chunk {r['chunk_size']}, budget {r['memory_budget'] / 1e9:g} GB")
+        if len({row.get("run") for row in rows}) > 1:
+            note.append(f"run {str(r.get('run'))[11:16]}")
         if r.get("residual_matvecs_in_timing"):
             note.append(f"incl. {r['residual_matvecs_in_timing']} residual matvecs")
         lines.append(
@@ -667,6 +688,14 @@ def main() -> None:
     parser.add_argument("--mode", choices=("solve", "matvecs", "verify"), default="solve")
     parser.add_argument("--chunk-size", type=int, default=CHUNK, help="ours: samples per chunk")
     parser.add_argument("--memory-budget", type=float, default=BUDGET, help="ours: bytes of cached graphs")
+    parser.add_argument(
+        "--part",
+        choices=("1", "2", "all"),
+        default="1",
+        help="1: the PPO actor (N = 1e4, 1e5 solves, 1e6 matvecs); 2: the SAC critic and ours-arpack at N = 1e5; "
+        "all: both (~25 min, give --deadline 1800). Each part fits in 15 min on a quiet 2-core machine; "
+        "rows are merged into the results file",
+    )
     parser.add_argument("--quick", action="store_true", help="N = 1e4 only (no 1e5 solves, no 1e6 matvecs)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--cases", default=",".join(CASES))
@@ -678,12 +707,13 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=420.0, help="seconds per child at most")
     parser.add_argument(
-        "--omp-spin",
+        "--omp-passive",
         action="store_true",
-        help="leave OpenMP's default spin-waiting on (by default the children run with OMP_WAIT_POLICY=PASSIVE, "
-        "which keeps a shared machine from slowing 2-thread torch down by 10-50x)",
+        help="OMP_WAIT_POLICY=PASSIVE in the children: far more robust when another process is busy (libgomp's "
+        "spin-waiting then slows 2-thread torch 10-50x), but ~1.5x slower for ours on a quiet machine",
     )
     parser.add_argument("--threads", type=int, default=THREADS, help="torch threads per child")
+    parser.add_argument("--fresh", action="store_true", help="overwrite the results file instead of merging")
     parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
     if args.out is None:
@@ -701,7 +731,7 @@ def main() -> None:
     env.update(
         loadavg_start=os.getloadavg(),
         argv=sys.argv[1:],
-        omp_wait_policy=None if args.omp_spin else "PASSIVE",
+        omp_wait_policy="PASSIVE" if args.omp_passive else None,
         torch_threads=args.threads,
     )
     started = time.perf_counter()
@@ -714,7 +744,7 @@ def main() -> None:
             results.append({"method": method, "case": case, "N": n, "mode": mode, "status": "skipped (time budget)"})
             print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: skipped, {remaining:.0f} s left", flush=True)
             continue
-        result = run_child(job, min(args.timeout, remaining), not args.omp_spin, args.threads)
+        result = run_child(job, min(args.timeout, remaining), args.omp_passive, args.threads)
         results.append(result)
         if result.get("status") == "ok":
             slowdowns.append(result["child_wall_s"] / estimate(job))
@@ -725,9 +755,12 @@ def main() -> None:
         brief = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in brief.items() if v is not None}
         print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: {result.get('status')} {brief}", flush=True)
     env.update(loadavg_end=os.getloadavg(), total_wall_s=time.perf_counter() - started)
+    for row in results:
+        row["run"] = env["date"]
+    runs, results = merged(args.out, env, results, fresh=args.fresh)
     speedups(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": env, "results": results}, indent=1))
+    args.out.write_text(json.dumps({"runs": runs, "results": results}, indent=1))
     print()
     print(table(results))
     print(f"\ntotal {env['total_wall_s']:.0f} s; raw results: {args.out}")

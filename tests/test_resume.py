@@ -39,8 +39,9 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
         "evaluation: {interval: 4096, episodes: 1}\n"
     )
     run_dir = workdir / f"results/{experiment}/runs/ppo/Pendulum/seed0"
+    target = f"results/{experiment}/runs/ppo/Pendulum/seed0.h5"
     first = subprocess.Popen(
-        [str(SNAKEMAKE), "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml"],
+        [str(SNAKEMAKE), target, "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml"],
         cwd=workdir,
         env=job_env(),
         stdout=subprocess.PIPE,
@@ -49,9 +50,10 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     )
     deadline = time.time() + 300
     while not (run_dir / "checkpoints/step_000002048").exists():
-        assert first.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        if first.poll() is not None or time.time() > deadline:
+            pytest.fail(f"training ended before its first checkpoint:\n{first.communicate()[0][-3000:]}")
         time.sleep(0.1)
-    kill_training(f"results/{experiment}/runs")
+    kill_training(f"pgsubspaces.train .*results/{experiment}/runs")  # the job, not Snakemake
     output, _ = first.communicate(timeout=120)
     assert first.returncode != 0, output  # the job died; Snakemake reports it
     assert not (run_dir / "training.json").exists()
@@ -60,7 +62,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     last = int(kept[-1].split("_")[1])
     before = {name: (run_dir / "checkpoints" / name / "model.zip").stat().st_mtime_ns for name in kept}
 
-    snakemake(workdir, "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml")
+    snakemake(workdir, target, "--cores", "1", "--configfile", "config/smoke.yaml", "resume.yaml")
     summary = json.loads((run_dir / "training.json").read_text())
     assert summary["resumed_from"] == last
     assert summary["checkpoints"] == list(range(0, 16385, 2048))

@@ -149,7 +149,7 @@ def dry_run_jobs(workdir, *targets) -> dict[str, int]:
     """Job counts per rule of a dry run with the smoke config."""
     from conftest import snakemake
 
-    output = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", *targets).stdout
+    output = snakemake(workdir, *targets, "-n", "--configfile", "config/smoke.yaml").stdout
     counts, table = {}, False
     for line in output.splitlines():
         if line.startswith("job ") and "count" in line:

@@ -255,6 +255,14 @@ def learning_curves(tables: Tables, **_) -> plt.Figure:
     return fig
 
 
+def placeholder(message: str) -> plt.Figure:
+    """A figure that says why it has nothing to show (inputs missing for the experiment)."""
+    fig, axes = _grid(1, 1, height_to_width=0.3)
+    axes[0, 0].set_axis_off()
+    axes[0, 0].text(0.5, 0.5, message, ha="center", va="center", transform=axes[0, 0].transAxes)
+    return fig
+
+
 def fraction_by_k(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
     """Figs. 5-6: S_frac through training for several k; solid precise, dashed mini-batch gradient
     (both with the precise Hessian), dotted the chance level k/n."""
@@ -354,9 +362,11 @@ CAPTIONS = {
 def caption(name: str, config: dict) -> str:
     """The report caption: what the figure shows and with which config."""
     analysis = config.get("analysis", {})
-    return (f"{CAPTIONS[name]} Experiment '{config.get('experiment')}', variant '{analysis.get('variant')}', "
-            f"k = {analysis.get('k')}, solver {analysis.get('solver')}, "
-            f"{analysis.get('ppo_samples')} PPO analysis samples.")
+    return (
+        f"{CAPTIONS[name]} Experiment '{config.get('experiment')}', variant '{analysis.get('variant')}', "
+        f"k = {analysis.get('k')}, solver {analysis.get('solver')}, "
+        f"{analysis.get('ppo_samples')} PPO analysis samples."
+    )
 
 
 def save(fig: plt.Figure, pdf: Path) -> None:
@@ -378,8 +388,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     function, kwargs = FIGURES[args.name]
     options = {key: value for key, value in (("k", args.k), ("t1", args.t1)) if value is not None}
+    tables = Tables(args.tables)
     with plt.rc_context(iclr2024()):
-        save(function(Tables(args.tables), **kwargs, **options), args.out)
+        if "algo" in kwargs and kwargs["algo"] not in tables.algos():
+            name = ALGO_LABELS[kwargs["algo"]]
+            log.warning("%s: no %s runs in %s", args.name, name, args.tables)
+            figure = placeholder(f"{args.name}: this experiment has no {name} runs (config runs:)")
+        else:
+            figure = function(tables, **kwargs, **options)
+        save(figure, args.out)
 
 
 if __name__ == "__main__":
