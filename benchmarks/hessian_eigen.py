@@ -438,7 +438,11 @@ def plan(args) -> list[tuple]:
     methods, cases = args.methods.split(","), args.cases.split(",")
     jobs = []
 
+    sizes = {int(float(x)) for x in args.sizes.split(",")} if args.sizes else None
+
     def add(method, case, n, mode="solve", chunk=CHUNK, budget=BUDGET):
+        if sizes is not None and n not in sizes:
+            return
         if case in cases and (method in methods or mode == "verify"):
             jobs.append((method, case, n, mode, chunk, budget))
 
@@ -482,6 +486,21 @@ def _busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def others_cpus_now(seconds: float = 2.0) -> float:
+    """CPUs used by other processes over the next ``seconds`` (this parent idles meanwhile)."""
+    busy = _busy_seconds()
+    time.sleep(seconds)
+    return (_busy_seconds() - busy) / seconds
+
+
+def wait_quiet(limit: float) -> float:
+    """Wait up to ``limit`` seconds for the machine to be quiet; returns the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit and others_cpus_now() > 0.25:
+        time.sleep(3.0)
+    return time.perf_counter() - started
 
 
 def run_child(job, timeout: float, passive: bool, threads: int) -> dict:
@@ -651,6 +670,8 @@ def table(results: list[dict]) -> str:
             note.append(f"cached {r['cached_chunks']}/{r['n_chunks']} chunks")
         if r.get("chunk_size", CHUNK) != CHUNK or r.get("memory_budget", BUDGET) != BUDGET:
             note.append(f"chunk {r['chunk_size']}, budget {r['memory_budget'] / 1e9:g} GB")
+        if (r.get("others_cpus") or 0) > 0.25:
+            note.append("CONTENDED")
         if len({row.get("run") for row in rows}) > 1:
             note.append(f"run {str(r.get('run'))[11:16]}")
         if r.get("residual_matvecs_in_timing"):
@@ -699,6 +720,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1e4 only (no 1e5 solves, no 1e6 matvecs)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--sizes", help="only these N, e.g. 1e6 or 1e4,1e5 (verify rows count as 1e4)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each child, wait up to this long for other processes to use < 0.25 CPU (counts against "
+        "--deadline)",
+    )
     parser.add_argument("--sac-1e5", action="store_true", help="also solve the SAC critic at N = 1e5 (~1 h)")
     parser.add_argument("--no-verify", action="store_true", help="skip the Hv cross-checks")
     parser.add_argument("--investigate", action="store_true", help="only: chunk-size / budget sweep of ours")
@@ -744,7 +774,12 @@ def main() -> None:
             results.append({"method": method, "case": case, "N": n, "mode": mode, "status": "skipped (time budget)"})
             print(f"[{time.perf_counter() - started:5.0f}s] {job[:4]}: skipped, {remaining:.0f} s left", flush=True)
             continue
+        waited = (
+            wait_quiet(min(args.wait_quiet, remaining - estimate(job) * max(slowdown, 0.5))) if args.wait_quiet else 0
+        )
+        remaining = args.deadline - (time.perf_counter() - started)
         result = run_child(job, min(args.timeout, remaining), args.omp_passive, args.threads)
+        result["waited_for_quiet_s"] = waited
         results.append(result)
         if result.get("status") == "ok":
             slowdowns.append(result["child_wall_s"] / estimate(job))

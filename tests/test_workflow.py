@@ -130,11 +130,11 @@ def test_tables_cover_every_checkpoint(smoke_workflow):
         steps = set(fractions[fractions.algo == algo].step)
         assert steps == set(SPECS[algo, "Pendulum", 0].checkpoint_steps)
     assert set(fractions.k) == {1, 5, 10} and set(fractions.net) == {"actor", "critic", "combined"}
-    assert fractions.fraction.between(0, 1 + 1e-6).all()
+    assert fractions.fraction.between(0, 1 + 1e-5).all()  # float32 eigenvectors
     np.testing.assert_allclose(fractions.chance, fractions.k / fractions.n_params)
     overlaps = pd.read_csv(folder / "overlaps.csv")
     assert (overlaps[overlaps.t1 == overlaps.t2].overlap == 1.0).all()
-    assert overlaps.overlap.between(0, 1 + 1e-6).all() and (overlaps.t2 >= overlaps.t1).all()
+    assert overlaps.overlap.between(0, 1 + 1e-5).all() and (overlaps.t2 >= overlaps.t1).all()
     assert set(overlaps.t1) == {0, 150, 512}  # the configured t1 that lie on a grid
     phases = pd.read_csv(folder / "phases.csv")
     assert len(phases) == 2
