@@ -155,19 +155,21 @@ def sac_data(run: RunFile, step: int, fresh_samples: int, seed: int) -> dict[str
     }
 
 
+def analysis_attrs(file_format: str, version: int, run: RunFile, step: int, variant: str) -> dict[str, Any]:
+    """Root attributes every analysis file carries: its format and the checkpoint it belongs to."""
+    return {
+        "format": file_format,
+        "format_version": version,
+        "algo": run.algo,
+        "step": step,
+        "variant": variant,
+        "run_file": str(run.path),
+    }
+
+
 def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int, data: dict[str, Any]) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update(
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "algo": run.algo,
-                "step": step,
-                "variant": variant,
-                "seed": seed,
-                "run_file": str(run.path),
-            }
-        )
+        f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant), "seed": seed})
         for group in ("precise", "minibatch"):
             for key, value in data[group].items():
                 f.create_dataset(f"{group}/{key}", data=value)

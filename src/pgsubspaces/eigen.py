@@ -21,6 +21,7 @@ import numpy as np
 import torch as th
 
 from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
+from pgsubspaces.analysis_data import analysis_attrs
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.eigensolvers import SOLVERS, EigenResult, arpack, explicit, lanczos
 from pgsubspaces.hessian import HessianOperator
@@ -148,17 +149,12 @@ def analyse(
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(
                 {
-                    "format": FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "algo": run.algo,
-                    "step": step,
-                    "variant": variant,
+                    **analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant),
                     "k": k,
                     "solver": solver,
                     "tol": tol,
                     "dtype": dtype,
                     "device": str(torch_device),
-                    "run_file": str(run_path),
                     "data_file": str(data_path),
                     "settings": json.dumps(
                         {"chunk_size": chunk_size, "memory_budget": memory_budget, "max_matvecs": max_matvecs}
