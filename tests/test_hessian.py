@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
+
 import numpy as np
 import pytest
 import torch as th
@@ -30,10 +33,12 @@ def test_chunked_products_equal_the_unchunked_one(tiny_runs, algo, net):
     vectors = th.randn(whole.n, 3, generator=th.Generator().manual_seed(0), dtype=th.float64)
     reference = whole.matmat(vectors)
     # chunk sizes with a short last chunk, one sample per chunk at the edge, and graphs rebuilt every matvec
-    for chunk_size, budget in [(300, 2e9), (7, 2e9), (n_samples - 1, 2e9), (128, 0.0), (128, 3e5)]:
-        chunked = HessianOperator(loss, theta, chunk_size=chunk_size, memory_budget=budget)
+    # and two worker threads, over cached and rebuilt graphs at once
+    cases = [(300, 2e9, 1), (7, 2e9, 1), (n_samples - 1, 2e9, 1), (128, 0.0, 1), (128, 3e5, 1), (128, 3e5, 2)]
+    for chunk_size, budget, workers in cases:
+        chunked = HessianOperator(loss, theta, chunk_size=chunk_size, memory_budget=budget, workers=workers)
         error = th.linalg.vector_norm(chunked.matmat(vectors) - reference) / th.linalg.vector_norm(reference)
-        assert error < 1e-5, (chunk_size, budget, float(error))
+        assert error < 1e-5, (chunk_size, budget, workers, float(error))
         np.testing.assert_allclose(chunked.gradient().numpy(), whole.gradient().numpy(), rtol=1e-7, atol=1e-12)
     assert HessianOperator(loss, theta, chunk_size=128, memory_budget=0.0).cached_chunks == 0
 
@@ -54,3 +59,24 @@ def test_float32_products_track_float64(tiny_runs):
     hv64 = HessianOperator(loss64, loss64.theta0(), chunk_size=256).matvec(v)
     hv32 = HessianOperator(loss32, loss32.theta0(), chunk_size=256).matvec(v.float()).double()
     assert float(th.linalg.vector_norm(hv32 - hv64) / th.linalg.vector_norm(hv64)) < 1e-4
+
+
+def _rss_bytes() -> int:
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so that growth is new memory only
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def test_memory_budget_counts_the_memory_graphs_really_hold(tiny_runs):
+    """The cached graphs' counted bytes match the resident memory they add (the budget is real memory)."""
+    small = real_loss(tiny_runs, "ppo", "actor", th.float32)
+    repeats = -(-100_000 // small.n_samples)
+    batch = {key: value.repeat(repeats, *[1] * (value.dim() - 1)).contiguous() for key, value in small.batch.items()}
+    small.batch = batch
+    small.n_samples = len(batch["observations"])
+    before = _rss_bytes()
+    operator = HessianOperator(small, small.theta0(), chunk_size=25_000, memory_budget=1e12)
+    grown = _rss_bytes() - before
+    assert operator.cached_chunks == len(operator.chunks)
+    assert 0.75 * grown <= operator.cached_bytes <= 1.25 * grown, (operator.cached_bytes, grown)

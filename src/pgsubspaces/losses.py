@@ -15,9 +15,11 @@ be *minimised* (reference §3):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import torch as th
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel, BasePolicy
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
@@ -75,6 +77,21 @@ def take_over(policy: BasePolicy) -> BasePolicy:
         if isinstance(module, BaseModel):
             module.extract_features = _features_without_cast(module)
     return policy
+
+
+def replica_of(policy: BasePolicy) -> BasePolicy:
+    """A deep copy of a taken-over policy, for another thread. SB3's action distributions keep the last
+    forward's torch distribution (tensors with graph, which deepcopy refuses): the copy starts without."""
+    memo = {}
+    for module in policy.modules():
+        for value in vars(module).values():
+            if isinstance(value, Distribution):
+                for attribute in vars(value).values():
+                    if isinstance(attribute, th.distributions.Distribution) or (
+                        isinstance(attribute, th.Tensor) and attribute.grad_fn is not None
+                    ):
+                        memo[id(attribute)] = None
+    return take_over(copy.deepcopy(policy, memo))
 
 
 def _features_without_cast(module: BaseModel):
