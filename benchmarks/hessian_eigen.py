@@ -7,7 +7,7 @@
 Methods
     ours          pgsubspaces.hessian.HessianOperator (cached per-chunk gradient graphs) + eigensolvers.lanczos
     ours-arpack   the same operator + eigensolvers.arpack (scipy eigsh, float32)
-    curvlinops    curvlinops.HessianLinearOperator over 8192-sample batches, .to_scipy(), scipy eigsh
+    curvlinops    curvlinops.HessianLinearOperator over 16384-sample batches, .to_scipy(), scipy eigsh
     naive         one gradient graph over the whole dataset, one double-backward per matvec, scipy eigsh (float32)
 
 Cases
@@ -15,9 +15,9 @@ Cases
     sac-critic    SAC critic (two Q-networks), Walker2d-v5 sizes, [256, 256] relu: 144,386 parameters
 
 Every (method, case, N) runs in a fresh subprocess so that its peak RSS (VmHWM) is its own, data included.
-Eigsh-based solves are timed without residuals; the residuals ||Hv - lambda v|| of every method are then
-computed with the project's HessianOperator (outside the timed region for the baselines; ``lanczos`` and
-``arpack`` compute theirs inside, as the project runs them). Results: benchmarks/results/hessian_eigen.json.
+Eigsh-based solves are timed without residuals (``arpack`` computes its own inside, ``lanczos`` takes them
+from its coefficients); the reported residuals ||Hv - lambda v|| of every method are computed afterwards
+with fresh products of the project's HessianOperator, outside the timed region. Results: benchmarks/results/hessian_eigen.json.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$
 # (braces doubled twice: once for the f-string, once for Snakemake's formatting of shell commands)
 shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from pgsubspaces.config import ConfigError, run_specs, validate_config
+from pgsubspaces.config import ConfigError, run_specs, spectrum_runs, validate_config
 from pgsubspaces.figures import FIGURES, caption
 
 try:
@@ -27,6 +27,7 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RUNS = run_specs(config)
+SPECTRA = spectrum_runs(config)
 RESULTS = f"results/{config['experiment']}"
 LOGS = f"logs/{config['experiment']}"
 ANALYSIS = config["analysis"]
@@ -52,6 +53,16 @@ def get_spec(wildcards):
             f"experiment '{config['experiment']}'"
         )
     return RUNS[key].to_json()
+
+
+# Wall-clock planning for cluster jobs (minutes); one core (platform notes: PPO ~1,400 env steps/s, SAC
+# 70-85 steps/s), halved for slower nodes and evaluation, doubled again below. Locally ignored.
+STEPS_PER_SECOND = {"ppo": 700, "sac": 40}
+
+
+def get_train_minutes(wildcards):
+    spec = RUNS[wildcards.algo, wildcards.task, int(wildcards.seed)]
+    return 15 + int(2 * spec.total_steps / STEPS_PER_SECOND[wildcards.algo] / 60)
 
 
 def get_run_dir(wildcards):
@@ -88,6 +99,32 @@ def eigen_options():
     if a["max_matvecs"] is not None:
         options += f" --max-matvecs {a['max_matvecs']}"
     return options
+
+
+def spectrum_files():
+    """The full spectra of Fig. 1 (PPO, first seed, last checkpoint per task)."""
+    return [
+        f"{RESULTS}/spectra/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
+        for algo, task, seed, step in SPECTRA
+    ]
+
+
+def get_run_spectrum_files(wildcards):
+    run = (wildcards.algo, wildcards.task, int(wildcards.seed))
+    return [
+        f"{RESULTS}/spectra/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
+        for algo, task, seed, step in SPECTRA
+        if (algo, task, seed) == run
+    ]
+
+
+def spectrum_options():
+    a = ANALYSIS
+    return (
+        f"--max-parameters {config['figures']['spectrum']['max_parameters']} --dtype {a['dtype']}"
+        f" --device {a['device']} --chunk-size {a['chunk_size']}"
+        f" --memory-budget-gb {a['memory_budget_gb']} --variant {VARIANT}"
+    )
 
 
 def get_run_eigen_files(wildcards):
@@ -130,4 +167,4 @@ def get_caption(wildcards):
 
 
 def all_targets():
-    return run_files() + eigen_files() + table_files() + figure_files()
+    return run_files() + eigen_files() + spectrum_files() + table_files() + figure_files()

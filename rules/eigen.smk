@@ -20,3 +20,26 @@ rule eigen:
     shell:
         "python -m pgsubspaces.eigen --run {input.run} --data {input.data} --out {output.h5}"
         " {params.options} --threads {threads} > {log} 2>&1"
+
+
+# Fig. 1's histogram needs every eigenvalue: an explicit Hessian, for the few checkpoints it shows.
+rule spectrum:
+    input:
+        run=rules.export.output.h5,
+        data=rules.data.output.h5,
+    output:
+        h5=f"{RESULTS}/spectra/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.h5",
+    log:
+        f"{LOGS}/spectra/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.log",
+    conda:
+        "../envs/rl.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        options=spectrum_options(),
+    message:
+        "all Hessian eigenvalues of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}, step {wildcards.step}"
+    shell:
+        "python -m pgsubspaces.spectrum --run {input.run} --data {input.data} --out {output.h5}"
+        " {params.options} --threads {threads} > {log} 2>&1"

@@ -1,4 +1,6 @@
 localrules:
+    run_tables,
+    tables,
     figure,
 
 

@@ -2,6 +2,7 @@ rule run_tables:
     input:
         run=rules.export.output.h5,
         eigen=get_run_eigen_files,
+        spectra=get_run_spectrum_files,
     output:
         **{
             name: f"{RESULTS}/tables/{VARIANT}/runs/{{algo}}/{{task}}/seed{{seed}}/{name}.csv"
@@ -16,7 +17,7 @@ rule run_tables:
     message:
         "tables of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}"
     shell:
-        "python -m pgsubspaces.tables run --run {input.run} --eigen {input.eigen}"
+        "python -m pgsubspaces.tables run --run {input.run} --eigen {input.eigen} --spectra {input.spectra}"
         " --out-dir $(dirname {output.fractions}) {params.options} > {log} 2>&1"
 
 

@@ -6,6 +6,8 @@ rule train:
     conda:
         "../envs/rl.yaml"
     threads: 1
+    resources:
+        runtime=get_train_minutes,
     params:
         spec=get_spec,
         device=config["device"],

@@ -77,6 +77,10 @@ def broken(change) -> dict:
             lambda c: c["runs"][1]["hyperparameters"]["sac"].update(buffer_size=100),
             r"runs\[1\]\.checkpoints\.interval': checkpoints 300 steps apart exceed the SAC buffer_size 100",
         ),
+        (
+            lambda c: c.setdefault("figures", {}).update(spectrum={"tasks": ["Walker2d"]}),
+            r"'figures\.spectrum\.tasks': 'Walker2d' has no PPO run",
+        ),
     ],
 )
 def test_bad_config_names_the_key(change, key):

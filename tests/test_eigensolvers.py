@@ -11,9 +11,10 @@ import torch as th
 from test_hessian import real_loss
 
 from pgsubspaces.eigen import analyse
-from pgsubspaces.eigensolvers import EigenConvergenceError, arpack, explicit, lanczos
+from pgsubspaces.eigensolvers import EigenConvergenceError, arpack, explicit, lanczos, residuals
 from pgsubspaces.hessian import HessianOperator
 from pgsubspaces.runfile import RunFileError
+from pgsubspaces.spectrum import full_spectrum
 
 K = 10
 
@@ -43,6 +44,9 @@ def test_top_eigenpairs_match_the_explicit_hessian(tiny_runs, algo, net, dtype, 
     assert np.all(cosines[separated] >= 0.999), cosines
     np.testing.assert_allclose(np.linalg.norm(result.eigenvectors.double().numpy(), axis=0), 1.0, atol=1e-5)
     assert result.max_relative_residual <= 1e-4
+    true = residuals(operator.matvec, result.eigenvalues, result.eigenvectors)
+    floor = (1e-12 if dtype == th.float64 else 1e-6) * abs(values[0])
+    np.testing.assert_allclose(result.residuals, true, rtol=1e-2, atol=floor)
 
 
 def test_explicit_solver_gives_every_eigenvalue(tiny_runs):
@@ -93,3 +97,16 @@ def test_eigen_stage_writes_both_nets_and_refuses_corrupt_inputs(tiny_runs, tmp_
             analyse(paths["run_path"], paths["data_path"], tmp_path / "never.h5", k=5, device="cpu")
     assert not (tmp_path / "never.h5").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_spectrum_file_holds_every_eigenvalue_and_refuses_large_networks(tiny_runs, tmp_path):
+    run_path, data_path, step = tiny_runs["ppo"]
+    full_spectrum(run_path, data_path, tmp_path / "spectrum.h5", dtype="float64", device="cpu", chunk_size=300)
+    with h5py.File(tmp_path / "spectrum.h5") as f:
+        assert f.attrs["step"] == step and f.attrs["format"] == "pgsubspaces-spectrum"
+        for net in ("actor", "critic"):
+            values, _ = reference(tiny_runs, "ppo", net)
+            np.testing.assert_allclose(f[f"{net}/eigenvalues"][()], values, atol=1e-9 * abs(values[0]))
+    with pytest.raises(ValueError, match=rf"{run_path}: the actor has \d+ parameters, above max_parameters = 10"):
+        full_spectrum(run_path, data_path, tmp_path / "never.h5", max_parameters=10, device="cpu")
+    assert not (tmp_path / "never.h5").exists()

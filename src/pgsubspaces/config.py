@@ -167,6 +167,10 @@ def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
                 yield f"config key 'tasks.{task}.{algo}.total_steps': missing (and {where} sets no total_steps)"
                 continue
             yield from _grid_problems(config, run, where, algo, total, settings)
+    ppo_tasks = {task for task, algo in seen if algo == "ppo"}
+    for task in config["figures"]["spectrum"]["tasks"] or []:
+        if task not in ppo_tasks:
+            yield f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config"
 
 
 def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
@@ -194,6 +198,18 @@ def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
                 f"config key '{origin}.interval': checkpoints {widest} steps apart exceed the SAC buffer_size "
                 f"{hyper['buffer_size']} of {where}; transitions would be lost between checkpoints"
             )
+
+
+def spectrum_runs(config: dict[str, Any]) -> list[tuple[str, str, int, int]]:
+    """(algo, task, seed, step) of every full spectrum Fig. 1 needs: PPO, first seed, last checkpoint."""
+    specs = run_specs(config)
+    tasks = config["figures"]["spectrum"]["tasks"]
+    tasks = list(dict.fromkeys(task for algo, task, _ in specs if algo == "ppo")) if tasks is None else tasks
+    out = []
+    for task in tasks:
+        seed = min(seed for algo, t, seed in specs if algo == "ppo" and t == task)
+        out.append(("ppo", task, seed, specs["ppo", task, seed].checkpoint_steps[-1]))
+    return out
 
 
 def run_specs(config: dict[str, Any]) -> dict[tuple[str, str, int], RunSpec]:

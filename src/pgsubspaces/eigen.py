@@ -88,6 +88,14 @@ def _tensors(
     return out
 
 
+def loss_settings(run: RunFile, step: int) -> dict[str, Any]:
+    """The hyperparameters the losses need, with SAC's entropy coefficient at this checkpoint."""
+    settings: dict[str, Any] = dict(run.config("hyperparameters"))
+    if run.algo == "sac":
+        settings["ent_coef_value"] = float(run.checkpoint_attrs(step)["ent_coef"])
+    return settings
+
+
 def _loss(run: RunFile, step: int, net: str, batch, settings, variant, device, dtype) -> FlatLoss:
     policy = build_policy(run, step).to(device=device, dtype=dtype)
     return make_loss(run.algo, net, policy, batch, settings, variant)
@@ -133,19 +141,21 @@ def analyse(
     tol: float = 1e-4,
     dtype: str = "float32",
     device: str = "auto",
-    chunk_size: int = 8192,
-    memory_budget: float = 2e9,
+    chunk_size: int = 16384,
+    memory_budget: float = 0.3e9,
     variant: str = "corrected",
     max_matvecs: int | None = None,
+    workers: int = 1,
 ) -> None:
-    """Eigenpairs and gradients of one checkpoint's actor and critic losses, written atomically to ``out``."""
+    """Eigenpairs and gradients of one checkpoint's actor and critic losses, written atomically to ``out``.
+
+    ``workers``: threads for the Hessian-vector products (``HessianOperator``); the CLI passes ``--threads``.
+    """
     torch_dtype, torch_device = DTYPES[dtype], resolve_device(device)
     started = time.time()
     with RunFile(run_path) as run:
         step, precise, minibatch, offsets = read_batches(run, data_path)
-        settings: dict[str, Any] = dict(run.config("hyperparameters"))
-        if run.algo == "sac":
-            settings["ent_coef_value"] = float(run.checkpoint_attrs(step)["ent_coef"])
+        settings = loss_settings(run, step)
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(
                 {
@@ -176,7 +186,7 @@ def analyse(
                         torch_device,
                         torch_dtype,
                     )
-                    operator = HessianOperator(loss, loss.theta0(), chunk_size, memory_budget)
+                    operator = HessianOperator(loss, loss.theta0(), chunk_size, memory_budget, workers)
                     result = solve(operator, solver, k, tol, max_matvecs)
                     group = f.create_group(f"{net}/{name}")
                     _write_result(group, result, operator)
@@ -221,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--chunk-size", type=int, default=8192)
-    parser.add_argument("--memory-budget-gb", type=float, default=2.0)
+    parser.add_argument("--chunk-size", type=int, default=16384)
+    parser.add_argument("--memory-budget-gb", type=float, default=0.3)
     parser.add_argument("--max-matvecs", type=int)
     parser.add_argument("--variant", default="corrected")
     parser.add_argument("--threads", type=int, default=1)
@@ -242,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         memory_budget=args.memory_budget_gb * 1e9,
         variant=args.variant,
         max_matvecs=args.max_matvecs,
+        workers=args.threads,
     )
 
 

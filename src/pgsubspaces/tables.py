@@ -1,6 +1,8 @@
 """Tidy CSV tables of one run from its run file and eigen files (columns documented in docs/tables.md).
 
-    python -m pgsubspaces.tables --run RUN.h5 --eigen E0.h5 E1.h5 ... --out-dir DIR [--k-levels 1 2 5 ...]
+    python -m pgsubspaces.tables run --run RUN.h5 --eigen E0.h5 E1.h5 ... --out-dir DIR [--k-levels 1 2 5 ...]
+    python -m pgsubspaces.tables merge RUN_DIR ... --out-dir DIR
+    python -m pgsubspaces.tables finding-ii results/<experiment>/tables/<variant>/fractions.csv
 
 Writes fractions.csv, overlaps.csv, phases.csv, curves.csv and spectra.csv for the run; ``merge`` concatenates
 the per-run tables of an experiment.
@@ -49,7 +51,7 @@ TABLES = {
     "overlaps": ("algo", "task", "seed", "net", "k", "t1", "t2", "overlap"),
     "phases": ("algo", "task", "seed", "end_initial", "start_convergence", "n_initial", "n_training", "n_convergence"),
     "curves": ("algo", "task", "seed", "curve", "step", "value"),
-    "spectra": ("algo", "task", "seed", "step", "net", "hessian", "index", "eigenvalue"),
+    "spectra": ("algo", "task", "seed", "step", "net", "hessian", "kind", "index", "eigenvalue"),
 }
 
 
@@ -150,8 +152,9 @@ def make_tables(
     smoothing_steps: float = 20_000,
     thresholds=(0.1, 0.9),
     seed: int = 0,
+    spectrum_paths: Sequence[Path] = (),
 ) -> None:
-    """The five tables of one run, written atomically into ``out_dir``."""
+    """The five tables of one run, written atomically into ``out_dir``; ``spectrum_paths``: full spectra."""
     eigens = sorted((EigenFile(p) for p in eigen_paths), key=lambda e: e.step)
     with RunFile(run_path) as run:
         identity = (run.algo, str(run.attrs.get("task", "")), int(run.attrs.get("seed", -1)))
@@ -181,10 +184,39 @@ def make_tables(
     for eigen in eigens:
         for net in ("actor", "critic"):
             for hessian in ("precise", "minibatch"):
-                values = eigen.all_values.get(net) if hessian == "precise" and net in eigen.all_values else None
-                values = eigen.values[net, hessian] if values is None else values
-                spectrum_rows += [(*identity, eigen.step, net, hessian, i, float(v)) for i, v in enumerate(values)]
+                if hessian == "precise" and net in eigen.all_values:
+                    values, kind = eigen.all_values[net], "all"
+                else:
+                    values, kind = eigen.values[net, hessian], "top_k"
+                spectrum_rows += [
+                    (*identity, eigen.step, net, hessian, kind, i, float(v)) for i, v in enumerate(values)
+                ]
+    for path in spectrum_paths:
+        step, spectra = read_spectrum(path)
+        for net, values in spectra.items():
+            spectrum_rows += [(*identity, step, net, "precise", "all", i, float(v)) for i, v in enumerate(values)]
     write_table(out_dir / "spectra.csv", "spectra", spectrum_rows)
+
+
+def read_spectrum(path: Path) -> tuple[int, dict[str, np.ndarray]]:
+    """The step and every eigenvalue per network of a spectrum file (``pgsubspaces.spectrum``)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["step"]), {net: f[f"{net}/eigenvalues"][()] for net in ("actor", "critic")}
+    except (OSError, KeyError) as error:
+        raise RunFileError(f"{path}: not a complete spectrum file ({error}); rerun its spectrum job") from None
+
+
+def finding_ii(fractions_csv: Path):
+    """The paper's finding (ii) per checkpoint: S_frac at the largest k, precise gradient in the precise
+    Hessian's subspace, against the chance level k/n. A DataFrame with a boolean column ``holds``."""
+    import pandas as pd
+
+    fractions = pd.read_csv(fractions_csv)
+    rows = fractions[(fractions.gradient == "precise") & (fractions.hessian == "precise")]
+    rows = rows[rows.k == rows.groupby(["algo", "task", "net"]).k.transform("max")]
+    rows = rows[["algo", "task", "seed", "step", "net", "k", "n_params", "fraction", "chance", "random_control"]]
+    return rows.assign(holds=rows.fraction > rows.chance).reset_index(drop=True)
 
 
 def merge(paths: Sequence[Path], out: Path) -> None:
@@ -210,14 +242,40 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--smoothing-steps", type=float, default=20_000)
     run.add_argument("--thresholds", type=float, nargs=2, default=[0.1, 0.9], help="training, convergence")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--spectra", nargs="*", type=Path, default=[], help="full-spectrum files of the run")
     together = commands.add_parser("merge", help="concatenate the tables of several runs")
     together.add_argument("runs", nargs="+", type=Path, help="per-run table folders")
     together.add_argument("--out-dir", required=True, type=Path)
+    check = commands.add_parser("finding-ii", help="S_frac > k/n at the largest k for every checkpoint?")
+    check.add_argument("fractions", type=Path, help="a fractions.csv (per run or merged)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.command == "finding-ii":
+        rows = finding_ii(args.fractions)
+        summary = rows.groupby(["algo", "task", "net"]).agg(
+            checkpoints=("holds", "size"),
+            holds=("holds", "sum"),
+            min_fraction=("fraction", "min"),
+            chance=("chance", "max"),
+        )
+        print(summary.to_string())
+        failed = rows[~rows.holds]
+        if len(failed):
+            print(f"\nfinding (ii) fails at {len(failed)} checkpoints:\n{failed.to_string(index=False)}")
+            raise SystemExit(1)
+        print(f"\nfinding (ii) holds at all {len(rows)} checkpoints (precise gradient, precise Hessian, k = largest)")
+        return
     if args.command == "run":
         make_tables(
-            args.run, args.eigen, args.out_dir, args.k_levels, args.t1, args.smoothing_steps, args.thresholds, args.seed
+            args.run,
+            args.eigen,
+            args.out_dir,
+            args.k_levels,
+            args.t1,
+            args.smoothing_steps,
+            args.thresholds,
+            args.seed,
+            args.spectra,
         )
     else:
         for name in TABLES:

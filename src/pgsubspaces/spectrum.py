@@ -1,0 +1,105 @@
+"""Every eigenvalue of the precise actor and critic Hessians of one checkpoint (paper Fig. 1).
+
+    python -m pgsubspaces.spectrum --run RUN.h5 --data DATA.h5 --out SPECTRUM.h5 [--max-parameters 10000]
+
+The top-k solvers keep only k eigenvalues; the histogram of Fig. 1 needs all n, so the Hessian is built
+explicitly (n Hessian-vector products, then eigh in float64). n^2 memory and n matvecs: only for small
+networks, and a network above ``max_parameters`` is refused before any product is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import h5py
+import torch as th
+
+from pgsubspaces.analysis_data import analysis_attrs
+from pgsubspaces.atomic import atomic_path
+from pgsubspaces.eigen import DTYPES, _loss, _tensors, loss_settings, read_batches, resolve_device
+from pgsubspaces.hessian import HessianOperator
+from pgsubspaces.parameters import NETS
+from pgsubspaces.runfile import RunFile
+
+log = logging.getLogger("pgsubspaces.spectrum")
+
+FORMAT = "pgsubspaces-spectrum"
+FORMAT_VERSION = 1
+
+
+def full_spectrum(
+    run_path: Path,
+    data_path: Path,
+    out: Path,
+    *,
+    max_parameters: int = 10_000,
+    dtype: str = "float32",
+    device: str = "auto",
+    chunk_size: int = 16384,
+    memory_budget: float = 0.3e9,
+    variant: str = "corrected",
+    workers: int = 1,
+) -> None:
+    """All eigenvalues (descending) of both networks' precise Hessians, written atomically to ``out``."""
+    torch_dtype, torch_device = DTYPES[dtype], resolve_device(device)
+    with RunFile(run_path) as run:
+        step, precise, _, _ = read_batches(run, data_path)
+        settings = loss_settings(run, step)
+        batch = _tensors(precise, torch_device, torch_dtype)
+        losses = {net: _loss(run, step, net, batch, settings, variant, torch_device, torch_dtype) for net in NETS}
+        for net, loss in losses.items():
+            n = loss.layout.size
+            if n > max_parameters:
+                raise ValueError(
+                    f"{run_path}: the {net} has {n} parameters, above max_parameters = {max_parameters} for an "
+                    f"explicit Hessian ({n}^2 entries, {n} Hessian-vector products); raise "
+                    "figures.spectrum.max_parameters or leave this task out of figures.spectrum.tasks"
+                )
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant), "dtype": dtype})
+            for key in ("task", "seed", "env_id", "experiment"):
+                if key in run.attrs:
+                    f.attrs[key] = run.attrs[key]
+            for net, loss in losses.items():
+                started = time.time()
+                operator = HessianOperator(loss, loss.theta0(), chunk_size, memory_budget, workers)
+                values = th.linalg.eigvalsh(operator.dense().double()).flip(0).cpu().numpy()
+                f.create_dataset(f"{net}/eigenvalues", data=values)
+                f[net].attrs.update({"n_samples": loss.n_samples, "seconds": time.time() - started})
+                log.info("step %d %s: %d eigenvalues in %.0f s", step, net, len(values), time.time() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--max-parameters", type=int, default=10_000)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--chunk-size", type=int, default=16384)
+    parser.add_argument("--memory-budget-gb", type=float, default=0.3)
+    parser.add_argument("--variant", default="corrected")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    th.set_num_threads(args.threads)
+    full_spectrum(
+        args.run,
+        args.data,
+        args.out,
+        max_parameters=args.max_parameters,
+        dtype=args.dtype,
+        device=args.device,
+        chunk_size=args.chunk_size,
+        memory_budget=args.memory_budget_gb * 1e9,
+        variant=args.variant,
+        workers=args.threads,
+    )
+
+
+if __name__ == "__main__":
+    main()
