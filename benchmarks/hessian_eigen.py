@@ -17,7 +17,8 @@ Cases
 Every (method, case, N) runs in a fresh subprocess so that its peak RSS (VmHWM) is its own, data included.
 Eigsh-based solves are timed without residuals (``arpack`` computes its own inside, ``lanczos`` takes them
 from its coefficients); the reported residuals ||Hv - lambda v|| of every method are computed afterwards
-with fresh products of the project's HessianOperator, outside the timed region. Results: benchmarks/results/hessian_eigen.json.
+with fresh products of the project's HessianOperator, outside the timed region.
+Results: benchmarks/results/hessian_eigen.json.
 """
 
 from __future__ import annotations
