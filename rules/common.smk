@@ -167,4 +167,6 @@ def get_caption(wildcards):
 
 
 def all_targets():
-    return run_files() + eigen_files() + spectrum_files() + table_files() + figure_files()
+    return (
+        run_files() + eigen_files() + spectrum_files() + table_files() + figure_files()
+    )
