@@ -119,9 +119,10 @@ def get_run_spectrum_files(wildcards):
 
 
 def spectrum_options():
-    a = ANALYSIS
+    a, spectrum = ANALYSIS, config["figures"]["spectrum"]
+    samples = f" --samples {spectrum['samples']}" if spectrum["samples"] else ""
     return (
-        f"--max-parameters {config['figures']['spectrum']['max_parameters']} --dtype {a['dtype']}"
+        f"--max-parameters {spectrum['max_parameters']}{samples} --dtype {a['dtype']}"
         f" --device {a['device']} --chunk-size {a['chunk_size']}"
         f" --memory-budget-gb {a['memory_budget_gb']} --variant {VARIANT}"
     )

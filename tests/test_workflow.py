@@ -139,6 +139,16 @@ def test_tables_cover_every_checkpoint(smoke_workflow):
     phases = pd.read_csv(folder / "phases.csv")
     assert len(phases) == 2
     assert (phases[["n_initial", "n_training", "n_convergence"]].sum(axis=1) == 4).all()
+    spectra = pd.read_csv(folder / "spectra.csv")
+    last = SPECS["ppo", "Pendulum", 0].checkpoint_steps[-1]
+    for net, n_params in fractions[fractions.algo == "ppo"].groupby("net").n_params.first().items():
+        if net == "combined":
+            continue
+        at = spectra[(spectra.algo == "ppo") & (spectra.step == last) & (spectra.net == net)]
+        full = at[at.kind == "all"].eigenvalue.to_numpy()  # the spectrum rule: every eigenvalue
+        top = at[(at.kind == "top_k") & (at.hessian == "precise")].eigenvalue.to_numpy()  # Lanczos
+        assert len(full) == n_params and np.all(np.diff(full) <= 0) and len(top) == 10
+        np.testing.assert_allclose(top, full[:10], rtol=1e-3, atol=1e-4 * abs(full[0]))
     curves = pd.read_csv(folder / "curves.csv")
     with run_file(smoke_workflow, "ppo") as run:
         evals = curves[(curves.algo == "ppo") & (curves.curve == "eval")]

@@ -168,10 +168,12 @@ class Checkpointer(BaseCallback):
         super().__init__()
         self.run_dir, self.steps = run_dir, frozenset(steps)
         self.curves, self.stream, self.actor_path = curves, stream, actor_path
+        self.after_save = lambda step: None
 
     def _on_step(self) -> bool:
         if self.num_timesteps in self.steps:
             self.save(self.model)
+            self.after_save(self.num_timesteps)
         if self.stream is not None:
             self.stream.pending += 1  # this step's transition is stored right after the callbacks
         return True

@@ -24,6 +24,7 @@ from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
 from pgsubspaces.analysis_data import analysis_attrs
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.eigensolvers import SOLVERS, EigenResult, arpack, explicit, lanczos
+from pgsubspaces.faults import injected
 from pgsubspaces.hessian import HessianOperator
 from pgsubspaces.losses import FlatLoss, make_loss
 from pgsubspaces.parameters import NETS
@@ -155,6 +156,8 @@ def analyse(
     started = time.time()
     with RunFile(run_path) as run:
         step, precise, minibatch, offsets = read_batches(run, data_path)
+        if injected("eigen", f"{run.algo}/{run.attrs.get('task', '')}/seed{run.attrs.get('seed', '')}", step):
+            raise RuntimeError(f"{out}: injected failure (PGSUBSPACES_INJECT_FAULT, tests only)")
         settings = loss_settings(run, step)
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(
@@ -221,24 +224,43 @@ def analyse(
     log.info("wrote %s in %.0f s", out, time.time() - started)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def operator_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line shared by the stages that build Hessian operators of a checkpoint (eigen, spectrum)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--solver", choices=SOLVERS, default="lanczos")
-    parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--chunk-size", type=int, default=16384)
     parser.add_argument("--memory-budget-gb", type=float, default=0.3)
-    parser.add_argument("--max-matvecs", type=int)
     parser.add_argument("--variant", default="corrected")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, and the operator's chunk workers")
+    return parser
+
+
+def operator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Parse-result to keyword arguments; also sets up logging and torch's threads."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     th.set_num_threads(args.threads)
+    return {
+        "dtype": args.dtype,
+        "device": args.device,
+        "chunk_size": args.chunk_size,
+        "memory_budget": args.memory_budget_gb * 1e9,
+        "variant": args.variant,
+        "workers": args.threads,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = operator_parser(__doc__)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--solver", choices=SOLVERS, default="lanczos")
+    parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--max-matvecs", type=int)
+    args = parser.parse_args(argv)
+    options = operator_options(args)
     analyse(
         args.run,
         args.data,
@@ -246,13 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         k=args.k,
         solver=args.solver,
         tol=args.tol,
-        dtype=args.dtype,
-        device=args.device,
-        chunk_size=args.chunk_size,
-        memory_budget=args.memory_budget_gb * 1e9,
-        variant=args.variant,
         max_matvecs=args.max_matvecs,
-        workers=args.threads,
+        **options,
     )
 
 

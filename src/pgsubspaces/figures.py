@@ -98,6 +98,8 @@ def eigenspectrum(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
             edges = np.concatenate([-np.logspace(4, -2, 7), [0], np.logspace(-2, 4, 7)])
             hist_ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, color=OKABE_ITO[0])
             hist_ax.set_xscale("symlog", linthresh=1e-2)
+            hist_ax.set_xticks([-1e4, -1e2, -1, 0, 1, 1e2, 1e4])  # every decade labelled would overlap
+            hist_ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             hist_ax.set_yscale("log")
             hist_ax.set_xlabel("eigenvalue")
             hist_ax.set_ylabel("count")

@@ -9,7 +9,6 @@ networks, and a network above ``max_parameters`` is refused before any product i
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -19,7 +18,16 @@ import torch as th
 
 from pgsubspaces.analysis_data import analysis_attrs
 from pgsubspaces.atomic import atomic_path
-from pgsubspaces.eigen import DTYPES, _loss, _tensors, loss_settings, read_batches, resolve_device
+from pgsubspaces.eigen import (
+    DTYPES,
+    _loss,
+    _tensors,
+    loss_settings,
+    operator_options,
+    operator_parser,
+    read_batches,
+    resolve_device,
+)
 from pgsubspaces.hessian import HessianOperator
 from pgsubspaces.parameters import NETS
 from pgsubspaces.runfile import RunFile
@@ -36,6 +44,7 @@ def full_spectrum(
     out: Path,
     *,
     max_parameters: int = 10_000,
+    samples: int | None = None,
     dtype: str = "float32",
     device: str = "auto",
     chunk_size: int = 16384,
@@ -43,10 +52,15 @@ def full_spectrum(
     variant: str = "corrected",
     workers: int = 1,
 ) -> None:
-    """All eigenvalues (descending) of both networks' precise Hessians, written atomically to ``out``."""
+    """All eigenvalues (descending) of both networks' precise Hessians, written atomically to ``out``.
+
+    ``samples``: use only the first that many samples of the precise set (an explicit Hessian costs n
+    products; the default config trades samples for time), None for all.
+    """
     torch_dtype, torch_device = DTYPES[dtype], resolve_device(device)
     with RunFile(run_path) as run:
         step, precise, _, _ = read_batches(run, data_path)
+        precise = {key: value[:samples] for key, value in precise.items()}
         settings = loss_settings(run, step)
         batch = _tensors(precise, torch_device, torch_dtype)
         losses = {net: _loss(run, step, net, batch, settings, variant, torch_device, torch_dtype) for net in NETS}
@@ -60,6 +74,7 @@ def full_spectrum(
                 )
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant), "dtype": dtype})
+            f.attrs["samples"] = len(next(iter(precise.values())))
             for key in ("task", "seed", "env_id", "experiment"):
                 if key in run.attrs:
                     f.attrs[key] = run.attrs[key]
@@ -73,32 +88,12 @@ def full_spectrum(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser = operator_parser(__doc__)
     parser.add_argument("--max-parameters", type=int, default=10_000)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--chunk-size", type=int, default=16384)
-    parser.add_argument("--memory-budget-gb", type=float, default=0.3)
-    parser.add_argument("--variant", default="corrected")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--samples", type=int, help="the first that many precise samples (default all)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    th.set_num_threads(args.threads)
-    full_spectrum(
-        args.run,
-        args.data,
-        args.out,
-        max_parameters=args.max_parameters,
-        dtype=args.dtype,
-        device=args.device,
-        chunk_size=args.chunk_size,
-        memory_budget=args.memory_budget_gb * 1e9,
-        variant=args.variant,
-        workers=args.threads,
-    )
+    options = operator_options(args)
+    full_spectrum(args.run, args.data, args.out, max_parameters=args.max_parameters, samples=args.samples, **options)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from pgsubspaces.checkpoints import checkpoint_dir, completed_steps, read_chunks
 from pgsubspaces.config import RunSpec
 from pgsubspaces.curves import LearningCurves
 from pgsubspaces.envs import make_vec_env
+from pgsubspaces.faults import kill_if_injected
 from pgsubspaces.versions import package_versions
 
 log = logging.getLogger("pgsubspaces.train")
@@ -130,6 +131,8 @@ def train(
     if spec.actor_path_every > 0:
         actor_path = ActorPathRecorder(model, spec.algo, spec.actor_path_every, session.actor_updates)
     checkpointer = Checkpointer(run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path)
+    if not done:  # tests only: a fresh training may be killed after a checkpoint (faults.py)
+        checkpointer.after_save = lambda step: kill_if_injected("train", spec.run_id, step)
     callbacks: list[BaseCallback] = [
         EpisodeRecorder(session.curves),
         Evaluator(session.curves, eval_env, spec.eval_interval, spec.eval_episodes, spec.total_steps),
