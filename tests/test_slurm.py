@@ -63,7 +63,7 @@ def cluster():
 
 def slurm_run(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     command = ["timeout", "-k", "10", str(TIMEOUT), str(Path(job_env()["PATH"].split(os.pathsep)[0]) / "snakemake")]
-    command += ["--profile", str(SLURM / "profile"), "--configfile", "config/smoke.yaml", *args]
+    command += [*args, "--profile", str(SLURM / "profile"), "--configfile", "config/smoke.yaml"]
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT + 60)
 
 

@@ -150,7 +150,7 @@ def lanczos(
     matvecs on the benchmark's PPO actor), and with it the residuals are at least as small as ARPACK's.
     """
     started = time.perf_counter()
-    limit = min(n, max_matvecs or max(10 * k, 200))
+    limit = min(n, max_matvecs or max(10 * k, 500))
     # numpy/scipy's OpenBLAS threads spin after each small call and halve the speed of torch's matvecs
     # on 2 cores (measured: 0.022 vs 0.012 s per product); the tridiagonal work needs no threads
     with threadpool_limits(limits=1, user_api="blas"):
