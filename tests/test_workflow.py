@@ -186,3 +186,14 @@ def test_only_what_depends_on_a_change_reruns(smoke_workflow):
 
     snakemake(smoke_workflow, "--cores", "2", "--configfile", "config/smoke.yaml")  # and the rerun restores them
     assert eigen.exists() and figure.exists() and dry_run_jobs(smoke_workflow) == {}
+
+
+def test_report_holds_every_figure_and_table(smoke_workflow):
+    from conftest import snakemake
+
+    from pgsubspaces.figures import FIGURES
+
+    snakemake(smoke_workflow, "--configfile", "config/smoke.yaml", "--report", "report.html")
+    html = (smoke_workflow / "report.html").read_text(errors="replace")
+    missing = [name for name in (*FIGURES, "fractions.csv", "spectra.csv") if name not in html]
+    assert not missing, missing
