@@ -1,5 +1,5 @@
 # The heavy stage: `gpu=1` lets a cluster profile send it to a GPU (locally an unset resource is unlimited,
-# and device auto falls back to the CPU).
+# and device auto falls back to the CPU). No `message`, so that a dry run shows each job's resources.
 rule eigen:
     input:
         run=rules.export.output.h5,
@@ -15,8 +15,6 @@ rule eigen:
         gpu=1,
     params:
         options=eigen_options(),
-    message:
-        "Hessian eigenpairs of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}, step {wildcards.step}"
     shell:
         "python -m pgsubspaces.eigen --run {input.run} --data {input.data} --out {output.h5}"
         " {params.options} --threads {threads} > {log} 2>&1"
@@ -38,8 +36,6 @@ rule spectrum:
         gpu=1,
     params:
         options=spectrum_options(),
-    message:
-        "all Hessian eigenvalues of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}, step {wildcards.step}"
     shell:
         "python -m pgsubspaces.spectrum --run {input.run} --data {input.data} --out {output.h5}"
         " {params.options} --threads {threads} > {log} 2>&1"

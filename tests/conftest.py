@@ -17,7 +17,7 @@ from pgsubspaces.parameters import flatten, split_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-WORKFLOW_PARTS = ("Snakefile", "rules", "config", "envs", "profiles")
+WORKFLOW_PARTS = ("Snakefile", "rules", "config", "envs", "profiles", "report")
 
 
 def copy_workflow(dest: Path) -> Path:

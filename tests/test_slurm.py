@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, job_env
+from conftest import REPO, copy_workflow, job_env, snakemake
 from test_workflow import dry_run_jobs
 
 SLURM = REPO / "tests" / "slurm"
@@ -52,6 +52,16 @@ def test_the_test_profile_differs_from_the_slurm_profile_only_where_it_must():
     differing = {key for key in real.keys() | test.keys() if real.get(key) != test.get(key)}
     assert differing <= ALLOWED, sorted(differing - ALLOWED)
     assert real["set-resources.eigen.gpu"] == 1 and real["set-resources.spectrum.gpu"] == 1
+
+
+def test_a_dry_run_through_the_slurm_profile_sends_eigen_jobs_to_a_gpu(tmp_path):
+    workdir = copy_workflow(tmp_path / "dry")
+    dry = snakemake(workdir, "-n", "--profile", "profiles/slurm", "--configfile", "config/smoke.yaml").stdout
+    blocks = [block for block in dry.split("\n\n") if "rule eigen:" in block or "rule spectrum:" in block]
+    assert len(blocks) == 9, dry[-2000:]  # 8 eigen jobs and 1 spectrum job
+    for block in blocks:
+        resources = next(line for line in block.splitlines() if line.strip().startswith("resources:"))
+        assert "gpu=1" in resources and "slurm_partition=gpu" in resources, resources
 
 
 @pytest.fixture(scope="module")
