@@ -101,21 +101,18 @@ def eigen_options():
     return options
 
 
+def spectrum_file(algo, task, seed, step):
+    return f"{RESULTS}/spectra/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
+
+
 def spectrum_files():
     """The full spectra of Fig. 1 (PPO, first seed, last checkpoint per task)."""
-    return [
-        f"{RESULTS}/spectra/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
-        for algo, task, seed, step in SPECTRA
-    ]
+    return [spectrum_file(*spectrum) for spectrum in SPECTRA]
 
 
 def get_run_spectrum_files(wildcards):
     run = (wildcards.algo, wildcards.task, int(wildcards.seed))
-    return [
-        f"{RESULTS}/spectra/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
-        for algo, task, seed, step in SPECTRA
-        if (algo, task, seed) == run
-    ]
+    return [spectrum_file(*spectrum) for spectrum in SPECTRA if spectrum[:3] == run]
 
 
 def spectrum_options():

@@ -167,6 +167,11 @@ def analysis_attrs(file_format: str, version: int, run: RunFile, step: int, vari
     }
 
 
+def run_identity(run: RunFile) -> dict[str, Any]:
+    """The run's identity attributes (task, seed, env id, experiment) that eigen and spectrum files repeat."""
+    return {key: run.attrs[key] for key in ("task", "seed", "env_id", "experiment") if key in run.attrs}
+
+
 def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int, data: dict[str, Any]) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant), "seed": seed})

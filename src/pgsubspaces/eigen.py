@@ -21,7 +21,7 @@ import numpy as np
 import torch as th
 
 from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
-from pgsubspaces.analysis_data import analysis_attrs
+from pgsubspaces.analysis_data import analysis_attrs, run_identity
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.eigensolvers import SOLVERS, EigenResult, arpack, explicit, lanczos
 from pgsubspaces.faults import injected
@@ -174,9 +174,7 @@ def analyse(
                     ),
                 }
             )
-            for key in ("task", "seed", "env_id", "experiment"):
-                if key in run.attrs:
-                    f.attrs[key] = run.attrs[key]
+            f.attrs.update(run_identity(run))
             for net in NETS:
                 for name, batch in (("precise", precise), ("minibatch", minibatch)):
                     loss = _loss(

@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         if "algo" in kwargs and kwargs["algo"] not in tables.algos():
             name = ALGO_LABELS[kwargs["algo"]]
             log.warning("%s: no %s runs in %s", args.name, name, args.tables)
-            figure = placeholder(f"{args.name}: this experiment has no {name} runs (config runs:)")
+            figure = placeholder(f"{args.name}: this experiment has no {name} runs")
         else:
             figure = function(tables, **kwargs, **options)
         save(figure, args.out)

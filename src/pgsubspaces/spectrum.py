@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import torch as th
 
-from pgsubspaces.analysis_data import analysis_attrs
+from pgsubspaces.analysis_data import analysis_attrs, run_identity
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.eigen import (
     DTYPES,
@@ -75,9 +75,7 @@ def full_spectrum(
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant), "dtype": dtype})
             f.attrs["samples"] = len(next(iter(precise.values())))
-            for key in ("task", "seed", "env_id", "experiment"):
-                if key in run.attrs:
-                    f.attrs[key] = run.attrs[key]
+            f.attrs.update(run_identity(run))
             for net, loss in losses.items():
                 started = time.time()
                 operator = HessianOperator(loss, loss.theta0(), chunk_size, memory_budget, workers)
