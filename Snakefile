@@ -20,6 +20,7 @@ include: "rules/export.smk"
 include: "rules/data.smk"
 include: "rules/eigen.smk"
 include: "rules/tables.smk"
+include: "rules/sweep.smk"
 include: "rules/figures.smk"
 
 

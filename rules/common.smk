@@ -18,15 +18,33 @@ PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$
 # (braces doubled twice: once for the f-string, once for Snakemake's formatting of shell commands)
 shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from pgsubspaces.config import ConfigError, run_specs, spectrum_runs, validate_config
-from pgsubspaces.figures import FIGURES, caption
+import json
+import re
+
+from pgsubspaces.config import (
+    ConfigError,
+    run_specs,
+    spectrum_runs,
+    sweep_configurations,
+    sweep_entries,
+    sweep_specs,
+    validate_config,
+)
+from pgsubspaces.figures import FIGURES, SWEEP_FIGURES, caption
+from pgsubspaces.sweep import failure
 
 try:
     validate_config(config)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-RUNS = run_specs(config)
+# Every run, main study and sweep, by its run id: the path segment of all its outputs.
+MAIN_RUNS = [spec.run_id for spec in run_specs(config).values()]
+SWEEP_RUNS = [spec.run_id for spec in sweep_specs(config).values()]
+RUNS = {
+    spec.run_id: spec
+    for spec in [*run_specs(config).values(), *sweep_specs(config).values()]
+}
 SPECTRA = spectrum_runs(config)
 RESULTS = f"results/{config['experiment']}"
 LOGS = f"logs/{config['experiment']}"
@@ -34,25 +52,24 @@ ANALYSIS = config["analysis"]
 VARIANT = ANALYSIS[
     "variant"
 ]  # a path segment: corrected and original results never mix
+TABLES = f"{RESULTS}/tables/{VARIANT}"
+TASKS = "|".join(config["tasks"])
 
 
 wildcard_constraints:
+    run=rf"(ppo|sac)/({TASKS})/seed\d+|sweep/(ppo|sac)/({TASKS})/c\d+/seed\d+",
     algo="ppo|sac",
-    task="|".join(config["tasks"]),
-    seed=r"\d+",
     step=r"\d{9}",
     figure="|".join(FIGURES),
 
 
 def get_spec(wildcards):
-    """The RunSpec JSON of the job's (algo, task, seed)."""
-    key = (wildcards.algo, wildcards.task, int(wildcards.seed))
-    if key not in RUNS:
+    """The RunSpec JSON of the job's run."""
+    if wildcards.run not in RUNS:
         raise WorkflowError(
-            f"{wildcards.algo}/{wildcards.task}/seed{wildcards.seed} is not among the runs of config "
-            f"experiment '{config['experiment']}'"
+            f"{wildcards.run} is not among the runs of config experiment '{config['experiment']}'"
         )
-    return RUNS[key].to_json()
+    return RUNS[wildcards.run].to_json()
 
 
 # Wall-clock planning for cluster jobs (minutes); one core (platform notes: PPO ~1,400 env steps/s, SAC
@@ -61,24 +78,20 @@ STEPS_PER_SECOND = {"ppo": 700, "sac": 40}
 
 
 def get_train_minutes(wildcards):
-    spec = RUNS[wildcards.algo, wildcards.task, int(wildcards.seed)]
-    return 15 + int(2 * spec.total_steps / STEPS_PER_SECOND[wildcards.algo] / 60)
+    spec = RUNS[wildcards.run]
+    return 15 + int(2 * spec.total_steps / STEPS_PER_SECOND[spec.algo] / 60)
 
 
-def get_run_dir(wildcards):
-    return f"{RESULTS}/runs/{wildcards.algo}/{wildcards.task}/seed{wildcards.seed}"
-
-
-def run_files():
-    return [f"{RESULTS}/runs/{algo}/{task}/seed{seed}.h5" for algo, task, seed in RUNS]
+def run_files(runs=MAIN_RUNS):
+    return [f"{RESULTS}/runs/{run}.h5" for run in runs]
 
 
 def eigen_files():
-    """One eigen file per checkpoint of every run."""
+    """One eigen file per checkpoint of every main run."""
     return [
-        f"{RESULTS}/eigen/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
-        for (algo, task, seed), spec in RUNS.items()
-        for step in spec.checkpoint_steps
+        f"{RESULTS}/eigen/{VARIANT}/{run}/step{step:09d}.h5"
+        for run in MAIN_RUNS
+        for step in RUNS[run].checkpoint_steps
     ]
 
 
@@ -101,8 +114,8 @@ def eigen_options():
     return options
 
 
-def spectrum_file(algo, task, seed, step):
-    return f"{RESULTS}/spectra/{VARIANT}/{algo}/{task}/seed{seed}/step{step:09d}.h5"
+def spectrum_file(run, step):
+    return f"{RESULTS}/spectra/{VARIANT}/{run}/step{step:09d}.h5"
 
 
 def spectrum_files():
@@ -111,8 +124,7 @@ def spectrum_files():
 
 
 def get_run_spectrum_files(wildcards):
-    run = (wildcards.algo, wildcards.task, int(wildcards.seed))
-    return [spectrum_file(*spectrum) for spectrum in SPECTRA if spectrum[:3] == run]
+    return [spectrum_file(run, step) for run, step in SPECTRA if run == wildcards.run]
 
 
 def spectrum_options():
@@ -125,35 +137,69 @@ def spectrum_options():
     )
 
 
+def analysed_steps(spec):
+    """A main run's checkpoints; a sweep run's after step 0 (the initialisation, which its summary skips)."""
+    return [
+        step for step in spec.checkpoint_steps if step > 0 or spec.configuration is None
+    ]
+
+
 def get_run_eigen_files(wildcards):
-    spec = RUNS[wildcards.algo, wildcards.task, int(wildcards.seed)]
     return [
-        f"{RESULTS}/eigen/{VARIANT}/{spec.run_id}/step{step:09d}.h5"
-        for step in spec.checkpoint_steps
+        f"{RESULTS}/eigen/{VARIANT}/{wildcards.run}/step{step:09d}.h5"
+        for step in analysed_steps(RUNS[wildcards.run])
     ]
 
 
-def run_table_dirs():
-    return [
-        f"{RESULTS}/tables/{VARIANT}/runs/{algo}/{task}/seed{seed}"
-        for algo, task, seed in RUNS
-    ]
+def run_table_dirs(runs=MAIN_RUNS):
+    return [f"{TABLES}/runs/{run}" for run in runs]
 
 
-def tables_options():
-    t = config["tables"]
+# The sweep's summary per (algo, task); the main runs of those are its "tuned" reference.
+SWEEP_ENTRIES = sweep_entries(config)
+SWEEP_T1 = {(e["algo"], e["task"]): e["t1"] for e in SWEEP_ENTRIES}
+TUNED_RUNS = [run for run in MAIN_RUNS if (RUNS[run].algo, RUNS[run].task) in SWEEP_T1]
+
+
+def get_tables_options(wildcards):
+    """The tables' options; a sweep run's overlap starts at its t1 only, a main run's also at the sweep's."""
+    t, spec = config["tables"], RUNS[wildcards.run]
+    t1 = set() if spec.configuration else set(t["overlap_t1"])
+    if (spec.algo, spec.task) in SWEEP_T1:
+        t1.add(SWEEP_T1[spec.algo, spec.task])
     return (
-        f"--k-levels {' '.join(map(str, t['k_levels']))} --t1 {' '.join(map(str, t['overlap_t1']))}"
+        f"--k-levels {' '.join(map(str, t['k_levels']))} --t1 {' '.join(map(str, sorted(t1)))}"
         f" --smoothing-steps {t['smoothing_steps']}"
         f" --thresholds {t['training_threshold']} {t['convergence_threshold']} --seed {t['seed']}"
     )
+
+
+def training_summary(run):
+    return f"{RESULTS}/runs/{run}/training.json"
+
+
+def get_sweep_run_tables(wildcards):
+    """The tables of every sweep run that finished training. Which did is known only after training
+    (train is a checkpoint rule); a diverged run has no tables, its training summary says why.
+    """
+    files = []
+    for run in SWEEP_RUNS:
+        if failure(checkpoints.train.get(run=run).output.summary) is None:
+            files += [f"{TABLES}/runs/{run}/{name}.csv" for name in TABLE_NAMES]
+    return files
 
 
 TABLE_NAMES = ("fractions", "overlaps", "phases", "curves", "spectra")
 
 
 def table_files():
-    return [f"{RESULTS}/tables/{VARIANT}/{name}.csv" for name in TABLE_NAMES]
+    return [f"{TABLES}/{name}.csv" for name in TABLE_NAMES]
+
+
+def get_figure_tables(wildcards):
+    if wildcards.figure in SWEEP_FIGURES:
+        return {"sweep": f"{TABLES}/sweep.csv"}
+    return {name: f"{TABLES}/{name}.csv" for name in TABLE_NAMES}
 
 
 def figure_files():
@@ -164,7 +210,28 @@ def get_caption(wildcards):
     return caption(wildcards.figure, config)
 
 
+def get_configurations_options(wildcards):
+    study = config["sweep"]
+    fixed = study["fixed"].get(wildcards.algo, {})
+    return f"--n {study['configurations']} --seed {study['seed']}" + "".join(
+        f" --fixed {name}={value}" for name, value in fixed.items()
+    )
+
+
+def sweep_files():
+    """The sweep's table and the configurations it drew."""
+    algos = sweep_configurations(config) if SWEEP_RUNS else {}
+    return [f"{TABLES}/sweep.csv"] + [
+        f"{RESULTS}/runs/sweep/{algo}/configurations.csv" for algo in algos
+    ]
+
+
 def all_targets():
     return (
-        run_files() + eigen_files() + spectrum_files() + table_files() + figure_files()
+        run_files()
+        + eigen_files()
+        + spectrum_files()
+        + table_files()
+        + sweep_files()
+        + figure_files()
     )

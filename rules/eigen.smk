@@ -5,9 +5,9 @@ rule eigen:
         run=rules.export.output.h5,
         data=rules.data.output.h5,
     output:
-        h5=f"{RESULTS}/eigen/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.h5",
+        h5=f"{RESULTS}/eigen/{VARIANT}/{{run}}/step{{step}}.h5",
     log:
-        f"{LOGS}/eigen/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.log",
+        f"{LOGS}/eigen/{VARIANT}/{{run}}/step{{step}}.log",
     conda:
         "../envs/rl.yaml"
     threads: 1
@@ -26,9 +26,9 @@ rule spectrum:
         run=rules.export.output.h5,
         data=rules.data.output.h5,
     output:
-        h5=f"{RESULTS}/spectra/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.h5",
+        h5=f"{RESULTS}/spectra/{VARIANT}/{{run}}/step{{step}}.h5",
     log:
-        f"{LOGS}/spectra/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}/step{{step}}.log",
+        f"{LOGS}/spectra/{VARIANT}/{{run}}/step{{step}}.log",
     conda:
         "../envs/rl.yaml"
     threads: 1

@@ -6,7 +6,7 @@ localrules:
 
 rule figure:
     input:
-        **{name: f"{RESULTS}/tables/{VARIANT}/{name}.csv" for name in TABLE_NAMES},
+        unpack(get_figure_tables),
     output:
         pdf=report(
             "figures/{figure}.pdf",
@@ -25,5 +25,5 @@ rule figure:
     message:
         "figure {wildcards.figure}"
     shell:
-        "python -m pgsubspaces.figures {wildcards.figure} --tables $(dirname {input.fractions})"
+        "python -m pgsubspaces.figures {wildcards.figure} --tables {input}"
         " --out {output.pdf} --t1 {params.t1} > {log} 2>&1"

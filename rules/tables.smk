@@ -4,18 +4,15 @@ rule run_tables:
         eigen=get_run_eigen_files,
         spectra=get_run_spectrum_files,
     output:
-        **{
-            name: f"{RESULTS}/tables/{VARIANT}/runs/{{algo}}/{{task}}/seed{{seed}}/{name}.csv"
-            for name in TABLE_NAMES
-        },
+        **{name: f"{TABLES}/runs/{{run}}/{name}.csv" for name in TABLE_NAMES},
     log:
-        f"{LOGS}/tables/{VARIANT}/{{algo}}/{{task}}/seed{{seed}}.log",
+        f"{LOGS}/tables/{VARIANT}/{{run}}.log",
     conda:
         "../envs/rl.yaml"
     params:
-        options=tables_options(),
+        options=get_tables_options,
     message:
-        "tables of {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}"
+        "tables of {wildcards.run}"
     shell:
         "python -m pgsubspaces.tables run --run {input.run} --eigen {input.eigen} --spectra {input.spectra}"
         " --out-dir $(dirname {output.fractions}) {params.options} > {log} 2>&1"
@@ -27,7 +24,7 @@ rule tables:
     output:
         **{
             name: report(
-                f"{RESULTS}/tables/{VARIANT}/{name}.csv",
+                f"{TABLES}/{name}.csv",
                 caption="../report/table.rst",
                 category="Tables",
                 labels={"table": name},

@@ -1,8 +1,10 @@
-rule train:
+# A checkpoint rule: whether a run finished or diverged (a random sweep configuration may) is known only
+# after training, and the sweep table asks for the analysis of the finished ones only (rules/sweep.smk).
+checkpoint train:
     output:
-        summary=f"{RESULTS}/runs/{{algo}}/{{task}}/seed{{seed}}/training.json",
+        summary=f"{RESULTS}/runs/{{run}}/training.json",
     log:
-        f"{LOGS}/train/{{algo}}/{{task}}/seed{{seed}}.log",
+        f"{LOGS}/train/{{run}}.log",
     conda:
         "../envs/rl.yaml"
     threads: 1
@@ -12,7 +14,7 @@ rule train:
         spec=get_spec,
         device=config["device"],
     message:
-        "train {wildcards.algo} on {wildcards.task}, seed {wildcards.seed}"
+        "train {wildcards.run}"
     shell:
         "python -m pgsubspaces.train --spec {params.spec:q} --out {output.summary}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

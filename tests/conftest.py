@@ -39,10 +39,17 @@ def job_env() -> dict[str, str]:
     return env
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run Snakemake in ``workdir``; on an unexpected failure show its output."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir`` (``env``: extra environment variables); show its output if it fails."""
     result = subprocess.run(
-        [str(SNAKEMAKE), *args], cwd=workdir, env=job_env(), capture_output=True, text=True, timeout=timeout
+        [str(SNAKEMAKE), *args],
+        cwd=workdir,
+        env={**job_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         output = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"

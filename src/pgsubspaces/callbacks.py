@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
@@ -154,6 +155,11 @@ class ActorPathRecorder:
         }
 
 
+def non_finite_parameters(model: BaseAlgorithm) -> list[str]:
+    """Names of the policy's parameters holding NaN or inf: a diverged training."""
+    return [name for name, p in model.policy.named_parameters() if not th.isfinite(p).all()]
+
+
 class Checkpointer(BaseCallback):
     """Saves a checkpoint folder at each step of the grid (model, VecNormalize, curves and records)."""
 
@@ -180,6 +186,9 @@ class Checkpointer(BaseCallback):
 
     def save(self, model: BaseAlgorithm) -> None:
         step = model.num_timesteps
+        broken = non_finite_parameters(model)
+        if broken:  # never a checkpoint the analysis cannot use
+            raise FloatingPointError(f"non-finite parameters at step {step}: {', '.join(broken[:3])}")
         files = {"model.zip": model.save, "curves.npz": self.curves.up_to(step).save}
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:

@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from pgsubspaces import sweep
+
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SCHEMA_PATH = REPO_CONFIG / "schema.yaml"
 REGISTRY_PATH = REPO_CONFIG / "tasks.yaml"
@@ -54,9 +56,13 @@ class RunSpec:
     eval_interval: int
     eval_episodes: int
     actor_path_every: int
+    configuration: str | None = None  # a sweep configuration ("c003"); None for the main study
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if fields["configuration"] is None:  # main-study specs (and so their train jobs' params) stay as before
+            del fields["configuration"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
@@ -66,7 +72,11 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.algo}/{self.task}/seed{self.seed}"
+        """The run's path below runs/, eigen/<variant>/ ...: ``ppo/Walker2d/seed0`` for a main run,
+        ``sweep/ppo/Walker2d/c003/seed0`` for a sweep configuration's."""
+        if self.configuration is None:
+            return f"{self.algo}/{self.task}/seed{self.seed}"
+        return f"sweep/{self.algo}/{self.task}/{self.configuration}/seed{self.seed}"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,28 +156,82 @@ def _algo_settings(config: dict[str, Any], task: str, algo: str) -> dict[str, An
     }
 
 
-def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
-    seen: dict[tuple[str, str], int] = {}
-    for index, run in enumerate(config["runs"]):
-        where = f"runs[{index}]"
-        task = run["task"]
+def _entries(config: dict[str, Any], key: str, runs: list[dict]) -> Iterable[tuple[str, dict, str, dict]]:
+    """(where, run entry, algo, settings) of every registered (task, algorithm) of ``runs``; problems aside."""
+    for index, run in enumerate(runs):
+        where, task = f"{key}[{index}]", run["task"]
+        if task not in config["tasks"]:
+            continue
+        for algo in run["algos"]:
+            if algo in config["tasks"][task]:
+                yield where, run, algo, _algo_settings(config, task, algo)
+
+
+def _entry_problems(config: dict[str, Any], key: str, runs: list[dict]) -> Iterable[str]:
+    seen: dict[tuple[str, str], str] = {}
+    for index, run in enumerate(runs):
+        where, task = f"{key}[{index}]", run["task"]
         if task not in config["tasks"]:
             yield f"config key '{where}.task': {task!r} is not a registered task (known: {', '.join(config['tasks'])})"
             continue
         for algo in run["algos"]:
             if algo not in config["tasks"][task]:
                 yield f"config key '{where}.algos': task {task!r} has no {algo!r} entry in tasks.{task}"
-                continue
-            if (task, algo) in seen:
-                yield f"config key '{where}': ({task}, {algo}) is already listed in runs[{seen[task, algo]}]"
-            seen[task, algo] = index
-            settings = _algo_settings(config, task, algo)
-            total = run.get("total_steps", settings["total_steps"])
-            if total is None:
-                yield f"config key 'tasks.{task}.{algo}.total_steps': missing (and {where} sets no total_steps)"
-                continue
-            yield from _grid_problems(config, run, where, algo, total, settings)
-    ppo_tasks = {task for task, algo in seen if algo == "ppo"}
+    for where, run, algo, settings in _entries(config, key, runs):
+        task = run["task"]
+        if (task, algo) in seen:
+            yield f"config key '{where}': ({task}, {algo}) is already listed in {seen[task, algo]}"
+        seen[task, algo] = where
+        total = run.get("total_steps", settings["total_steps"])
+        if total is None:
+            yield f"config key 'tasks.{task}.{algo}.total_steps': missing (and {where} sets no total_steps)"
+            continue
+        yield from _grid_problems(config, run, where, algo, total, settings)
+
+
+def _sweep_problems(config: dict[str, Any]) -> Iterable[str]:
+    study = config["sweep"]
+    for algo, fixed in study["fixed"].items():
+        for name in sorted(set(fixed) - set(sweep.SPACES[algo])):
+            drawn = ", ".join(sweep.SPACES[algo])
+            yield f"config key 'sweep.fixed.{algo}.{name}': not a drawn {algo} parameter ({drawn})"
+    main = run_specs(config)
+    for where, run, algo, settings in _entries(config, "sweep.runs", study["runs"]):
+        drawn = set(sweep.SPACES[algo])
+        for group in ("hyperparameters", "policy"):
+            for name in sorted(drawn & set(run.get(group, {}).get(algo, {}))):
+                yield (
+                    f"config key '{where}.{group}.{algo}.{name}': drawn by the sweep; "
+                    f"hold it with sweep.fixed.{algo}.{name}"
+                )
+        total = run.get("total_steps", settings["total_steps"])
+        if total is None:
+            continue
+        grid = run.get("checkpoints", config["checkpoints"])
+        steps = checkpoint_grid(total, grid["interval"], grid.get("additional", []))
+        t1, t2 = run["overlap"]["t1"], run["overlap"]["t2"]
+        if t1 >= t2:
+            yield f"config key '{where}.overlap': t1 {t1} must come before t2 {t2}"
+        for name, step in (("t1", t1), ("t2", t2)):
+            if step not in steps:
+                yield f"config key '{where}.overlap.{name}': {step} is not on the entry's checkpoint grid {list(steps)}"
+        tuned = [spec for (a, task, _), spec in main.items() if (a, task) == (algo, run["task"])]
+        for name, step in (("t1", t1), ("t2", t2)):
+            if tuned and step not in tuned[0].checkpoint_steps:
+                yield (
+                    f"config key '{where}.overlap.{name}': {step} is not on the grid of the main {algo} runs on "
+                    f"{run['task']} {list(tuned[0].checkpoint_steps)}, whose overlap the figures mark as tuned"
+                )
+
+
+def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
+    problems = list(_entry_problems(config, "runs", config["runs"]))
+    yield from problems
+    yield from _entry_problems(config, "sweep.runs", config["sweep"]["runs"])
+    if problems:
+        return  # the checks below need the main runs' specs
+    yield from _sweep_problems(config)
+    ppo_tasks = {task for algo, task, _ in run_specs(config) if algo == "ppo"}
     for task in config["figures"]["spectrum"]["tasks"] or []:
         if task not in ppo_tasks:
             yield f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config"
@@ -200,43 +264,91 @@ def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
             )
 
 
-def spectrum_runs(config: dict[str, Any]) -> list[tuple[str, str, int, int]]:
-    """(algo, task, seed, step) of every full spectrum Fig. 1 needs: PPO, first seed, last checkpoint."""
+def spectrum_runs(config: dict[str, Any]) -> list[tuple[str, int]]:
+    """(run id, step) of every full spectrum Fig. 1 needs: PPO, first seed, last checkpoint."""
     specs = run_specs(config)
     tasks = config["figures"]["spectrum"]["tasks"]
     tasks = list(dict.fromkeys(task for algo, task, _ in specs if algo == "ppo")) if tasks is None else tasks
     out = []
     for task in tasks:
         seed = min(seed for algo, t, seed in specs if algo == "ppo" and t == task)
-        out.append(("ppo", task, seed, specs["ppo", task, seed].checkpoint_steps[-1]))
+        spec = specs["ppo", task, seed]
+        out.append((spec.run_id, spec.checkpoint_steps[-1]))
     return out
+
+
+def _run_spec(config, run, algo, seed, drawn=None, configuration=None) -> RunSpec:
+    """The spec of one (run entry, algorithm, seed): registry, then the entry's overrides, then ``drawn``."""
+    settings = _algo_settings(config, run["task"], algo)
+    hyperparameters = {**settings["hyperparameters"], **run.get("hyperparameters", {}).get(algo, {})}
+    policy = {**settings["policy"], **run.get("policy", {}).get(algo, {})}
+    if drawn is not None:
+        drawn_hyperparameters, drawn_policy = sweep.run_settings(algo, drawn)
+        hyperparameters, policy = {**hyperparameters, **drawn_hyperparameters}, {**policy, **drawn_policy}
+    total = run.get("total_steps", settings["total_steps"])
+    grid = run.get("checkpoints", config["checkpoints"])
+    evaluation = run.get("evaluation", config["evaluation"])
+    task = config["tasks"][run["task"]]
+    return RunSpec(
+        experiment=config["experiment"],
+        algo=algo,
+        task=run["task"],
+        seed=seed,
+        env_id=task["env_id"],
+        env_kwargs=task.get("env_kwargs", {}),
+        total_steps=total,
+        hyperparameters=hyperparameters,
+        policy=policy,
+        vec_normalize=dict(VEC_NORMALIZE) if settings["vec_normalize"] else None,
+        checkpoint_steps=checkpoint_grid(total, grid["interval"], grid.get("additional", [])),
+        eval_interval=evaluation["interval"],
+        eval_episodes=evaluation["episodes"],
+        actor_path_every=config["actor_path"]["every_updates"],
+        configuration=configuration,
+    )
 
 
 def run_specs(config: dict[str, Any]) -> dict[tuple[str, str, int], RunSpec]:
     """One resolved ``RunSpec`` per (algo, task, seed) of a validated config, in config order."""
-    specs: dict[tuple[str, str, int], RunSpec] = {}
-    for run in config["runs"]:
-        task = config["tasks"][run["task"]]
-        for algo in run["algos"]:
-            settings = _algo_settings(config, run["task"], algo)
-            total = run.get("total_steps", settings["total_steps"])
-            grid = run.get("checkpoints", config["checkpoints"])
-            evaluation = run.get("evaluation", config["evaluation"])
-            for seed in run.get("seeds", config["seeds"]):
-                specs[algo, run["task"], seed] = RunSpec(
-                    experiment=config["experiment"],
-                    algo=algo,
-                    task=run["task"],
-                    seed=seed,
-                    env_id=task["env_id"],
-                    env_kwargs=task.get("env_kwargs", {}),
-                    total_steps=total,
-                    hyperparameters={**settings["hyperparameters"], **run.get("hyperparameters", {}).get(algo, {})},
-                    policy={**settings["policy"], **run.get("policy", {}).get(algo, {})},
-                    vec_normalize=dict(VEC_NORMALIZE) if settings["vec_normalize"] else None,
-                    checkpoint_steps=checkpoint_grid(total, grid["interval"], grid.get("additional", [])),
-                    eval_interval=evaluation["interval"],
-                    eval_episodes=evaluation["episodes"],
-                    actor_path_every=config["actor_path"]["every_updates"],
-                )
-    return specs
+    return {
+        (algo, run["task"], seed): _run_spec(config, run, algo, seed)
+        for run in config["runs"]
+        for algo in run["algos"]
+        for seed in run.get("seeds", config["seeds"])
+    }
+
+
+def sweep_configurations(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The drawn configurations of every algorithm the sweep runs (the same draws on every task)."""
+    study = config["sweep"]
+    algos = dict.fromkeys(algo for run in study["runs"] for algo in run["algos"])
+    return {
+        algo: sweep.sample_configurations(algo, study["configurations"], study["seed"], study["fixed"].get(algo))
+        for algo in algos
+    }
+
+
+def sweep_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the sweep summary covers per (algo, task): its budget and the overlap's t1 and t2."""
+    return [
+        {
+            "algo": algo,
+            "task": run["task"],
+            "steps": run.get("total_steps", _algo_settings(config, run["task"], algo)["total_steps"]),
+            **run["overlap"],
+        }
+        for run in config["sweep"]["runs"]
+        for algo in run["algos"]
+    ]
+
+
+def sweep_specs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], RunSpec]:
+    """One ``RunSpec`` per (algo, task, configuration, seed) of the random-hyperparameter sweep."""
+    drawn = sweep_configurations(config)
+    return {
+        (algo, run["task"], name, seed): _run_spec(config, run, algo, seed, values, name)
+        for run in config["sweep"]["runs"]
+        for algo in run["algos"]
+        for name, values in zip(sweep.configuration_names(len(drawn[algo])), drawn[algo])
+        for seed in run.get("seeds", config["sweep"]["seeds"])
+    }

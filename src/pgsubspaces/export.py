@@ -178,11 +178,15 @@ def _common_layouts(zips: list[ZipCheckpoint]) -> dict[str, ParameterLayout]:
 def export_run(run_dir: Path, out: Path) -> None:
     """Write the run file of a finished training run directory."""
     run_dir = Path(run_dir)
-    for name in ("spec.json", "training.json", "curves.npz"):
+    for name in ("spec.json", "training.json"):
         if not (run_dir / name).exists():
             raise ExportError(f"{run_dir}: missing {name}; has training finished?")
-    spec = RunSpec.from_json((run_dir / "spec.json").read_text())
     summary = json.loads((run_dir / "training.json").read_text())
+    if summary.get("status", "ok") != "ok":
+        raise ExportError(f"{run_dir}: the training did not finish ({summary.get('reason')}); nothing to export")
+    if not (run_dir / "curves.npz").exists():
+        raise ExportError(f"{run_dir}: missing curves.npz; has training finished?")
+    spec = RunSpec.from_json((run_dir / "spec.json").read_text())
     steps = completed_steps(run_dir)
     missing = sorted(set(spec.checkpoint_steps) - set(steps))
     if missing:

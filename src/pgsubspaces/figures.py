@@ -1,6 +1,6 @@
 """The paper's figures, each a pure function of the tidy tables (docs/tables.md).
 
-    python -m pgsubspaces.figures NAME --tables DIR --out figures/NAME.pdf [--k K] [--t1 STEP]
+    python -m pgsubspaces.figures NAME --tables DIR|CSV... --out figures/NAME.pdf [--k K] [--t1 STEP]
 
 writes NAME.pdf and NAME.png. Figures never recompute metrics; a figure rebuilds in seconds.
 """
@@ -36,18 +36,20 @@ LINESTYLES = {"actor": "-", "critic": "--", "combined": ":"}
 
 
 class Tables:
-    """The experiment's tables, read lazily from a folder of CSV files."""
+    """The experiment's tables, read lazily: CSV files by name, from a folder or a list of files."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def __init__(self, *paths: Path):
+        paths = [Path(p) for p in paths]
+        files = [f for p in paths for f in (sorted(p.glob("*.csv")) if p.is_dir() else [p])]
+        self.files = {f.stem: f for f in files}
+        self.where = ", ".join(map(str, paths))
         self._cache: dict[str, pd.DataFrame] = {}
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._cache:
-            path = self.folder / f"{name}.csv"
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: missing; run the tables rule first")
-            self._cache[name] = pd.read_csv(path)
+            if name not in self.files or not self.files[name].exists():
+                raise FileNotFoundError(f"no {name}.csv in {self.where}; run the tables rules first")
+            self._cache[name] = pd.read_csv(self.files[name])
         return self._cache[name]
 
     def tasks(self) -> list[str]:
@@ -262,6 +264,76 @@ def placeholder(message: str) -> plt.Figure:
     return fig
 
 
+SWEEP_METRICS = {
+    "max_return": ("max. smoothed eval. return", None),
+    "fraction": (r"$S_\mathrm{frac}$ (mean over training)", (0.0, 1.05)),
+    "overlap": (r"$S_\mathrm{overlap}$ ($t_1 \to t_2$)", (0.0, 1.05)),
+}
+
+
+def _sweep_long(sweep: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (configuration, algorithm, network), ordered so, with the metric as ``value`` and an x
+    ``label`` ("PPO\\nactor")."""
+    frames = []
+    for algo, label in ALGO_LABELS.items():
+        for net in ("actor", "critic") if metric != "max_return" else ("",):
+            rows = sweep[sweep.algo == algo]
+            value = rows[f"{metric}_{net}" if net else metric]
+            frames.append(rows.assign(value=value, net=net, label=f"{label}\n{net}" if net else label))
+    return pd.concat(frames, ignore_index=True)
+
+
+def sweep_violins(tables: Tables, metric: str = "fraction", **_) -> plt.Figure:
+    """Figs. 9-11: each random configuration (mean over its seeds) as a dot over the violin of all of them,
+    the tuned configuration (the main study's runs, mean over seeds) as a star; per task and network. The
+    configurations that diverged are left out and counted under their violin."""
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+
+    sweep = tables["sweep"]
+    if sweep.empty:
+        return placeholder("no random-hyperparameter sweep in this config (sweep.configurations, sweep.runs)")
+    ylabel, ylim = SWEEP_METRICS[metric]
+    tasks = list(dict.fromkeys(sweep.task))
+    fig, axes = _grid(1, len(tasks), rel_width=min(1.0, 0.5 * len(tasks)), height_to_width=1.0)
+    for ax, task in zip(axes[0], tasks):
+        long = _sweep_long(sweep[sweep.task == task], metric)
+        labels = list(dict.fromkeys(long.label))
+        drawn = long[long.configuration != "tuned"]
+        ok = drawn[drawn.status == "ok"]
+        if len(ok):
+            palette = {label: ALGO_COLORS[algo] for label, algo in zip(long.label, long.algo)}
+            sns.violinplot(
+                data=ok, x="label", y="value", hue="label", order=labels, palette=palette, ax=ax, inner=None,
+                cut=0, density_norm="width", linewidth=0.6, legend=False, alpha=0.35,
+            )  # fmt: skip
+            sns.stripplot(data=ok, x="label", y="value", order=labels, ax=ax, color="black", size=2.5, jitter=0.12)
+        tuned = long[(long.configuration == "tuned") & (long.status == "ok")]
+        ticks = []
+        for x, label in enumerate(labels):
+            value = tuned[tuned.label == label].value
+            ax.scatter([x] * len(value), value, marker="*", s=70, color=OKABE_ITO[4], edgecolor="black", zorder=5)
+            here = drawn[drawn.label == label]
+            left_out = int((here.status != "ok").sum())
+            ticks.append(f"{label}\nn = {len(here) - left_out}" + (f"\n({left_out} left out)" if left_out else ""))
+        ax.set_xticks(range(len(labels)), ticks)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set(title=task, xlabel="", ylabel=ylabel)
+    drawn = sweep[sweep.configuration != "tuned"]
+    failed = int((drawn.status != "ok").sum())
+    handles = [
+        Line2D([], [], marker="o", color="black", markersize=2.5, linestyle=""),
+        Line2D([], [], marker="*", color=OKABE_ITO[4], markeredgecolor="black", markersize=8, linestyle=""),
+    ]
+    names = ["random configuration", "tuned (main study)"]
+    left_out = f"{failed} left out (training diverged)" if failed else "none left out"
+    title = f"{len(drawn) - failed} of {len(drawn)} configurations shown, {left_out}"
+    fig.legend(handles, names, loc="outside upper center", ncols=2, frameon=False, title=title)
+    return fig
+
+
 def fraction_by_k(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
     """Figs. 5-6: S_frac through training for several k; solid precise, dashed mini-batch gradient
     (both with the precise Hessian), dotted the chance level k/n."""
@@ -335,8 +407,12 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
     "fig6_fraction_sac": (fraction_by_k, {"algo": "sac"}),
     "fig7_overlap_ppo": (overlap_by_k, {"algo": "ppo"}),
     "fig8_overlap_sac": (overlap_by_k, {"algo": "sac"}),
+    "fig9_sweep_returns": (sweep_violins, {"metric": "max_return"}),
+    "fig10_sweep_fraction": (sweep_violins, {"metric": "fraction"}),
+    "fig11_sweep_overlap": (sweep_violins, {"metric": "overlap"}),
     "fig12_overlap_entire": (overlap_entire, {}),
 }
+SWEEP_FIGURES = ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap")
 
 
 CAPTIONS = {
@@ -356,6 +432,12 @@ CAPTIONS = {
     "fig8_overlap_sac": "Fig. 8: SAC subspace overlap from t1 for several k.",
     "fig12_overlap_entire": "Fig. 12: subspace overlap with the first checkpoint after initialisation, over the "
     "entire training.",
+    "fig9_sweep_returns": "Fig. 9: the maximum smoothed evaluation return of random hyperparameter configurations "
+    "(Sobol draws from the paper's Table 1 ranges; dots, mean over seeds) against the tuned configuration (star).",
+    "fig10_sweep_fraction": "Fig. 10: gradient subspace fraction (precise gradient and Hessian, largest k, mean "
+    "over the checkpoints after step 0) of the random configurations (dots) and the tuned one (star).",
+    "fig11_sweep_overlap": "Fig. 11: subspace overlap between t1 and t2 (largest k) of the random configurations "
+    "(dots) and the tuned one (star).",
 }
 
 
@@ -380,19 +462,20 @@ def save(fig: plt.Figure, pdf: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(FIGURES))
-    parser.add_argument("--tables", required=True, type=Path)
+    parser.add_argument("--tables", required=True, nargs="+", type=Path, help="table CSVs, or their folder")
     parser.add_argument("--out", required=True, type=Path, help="the PDF; the PNG goes next to it")
     parser.add_argument("--k", type=int)
     parser.add_argument("--t1", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every glyph
     function, kwargs = FIGURES[args.name]
     options = {key: value for key, value in (("k", args.k), ("t1", args.t1)) if value is not None}
-    tables = Tables(args.tables)
+    tables = Tables(*args.tables)
     with plt.rc_context(iclr2024()):
         if "algo" in kwargs and kwargs["algo"] not in tables.algos():
             name = ALGO_LABELS[kwargs["algo"]]
-            log.warning("%s: no %s runs in %s", args.name, name, args.tables)
+            log.warning("%s: no %s runs in %s", args.name, name, tables.where)
             figure = placeholder(f"{args.name}: this experiment has no {name} runs")
         else:
             figure = function(tables, **kwargs, **options)

@@ -81,6 +81,13 @@ class Phases(NamedTuple):
         return "training"
 
 
+def smoothed(steps: np.ndarray, values: np.ndarray, smoothing_steps: float) -> np.ndarray:
+    """The original's moving mean: values[max(i-w, 0):i+w], w from the spacing of the first two points."""
+    steps, values = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    w = max(int(round(smoothing_steps / (steps[1] - steps[0]))), 1) if len(steps) > 1 else 1
+    return np.array([values[max(i - w, 0) : i + w].mean() for i in range(len(values))])
+
+
 def training_phases(
     steps: np.ndarray,
     returns: np.ndarray,
@@ -90,16 +97,15 @@ def training_phases(
 ) -> Phases:
     """The paper's phase criterion (section 4.2, reference §7) on one seed's training-return curve.
 
-    The curve is smoothed with a window of ``smoothing_steps`` (mean of rewards[max(i-w, 0):i+w], w from
-    the spacing of the first two points) and rescaled to rel_i = (s_i - s_0) / (max s - s_0). Training
-    starts at the first rel > ``training_threshold``; convergence starts, inclusively, at the first index
-    below ``convergence_threshold`` met going back from the (last) maximum, as the original's criterion.
+    The curve is smoothed with a window of ``smoothing_steps`` (``smoothed``) and rescaled to
+    rel_i = (s_i - s_0) / (max s - s_0). Training starts at the first rel > ``training_threshold``; convergence
+    starts, inclusively, at the first index below ``convergence_threshold`` met going back from the (last)
+    maximum, as the original's criterion.
     """
-    steps, returns = np.asarray(steps, dtype=np.float64), np.asarray(returns, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
     if len(steps) < 2:
         raise ValueError(f"a learning curve of {len(steps)} points has no phases")
-    w = max(int(round(smoothing_steps / (steps[1] - steps[0]))), 1)
-    smooth = np.array([returns[max(i - w, 0) : i + w].mean() for i in range(len(returns))])
+    smooth = smoothed(steps, returns, smoothing_steps)
     span = smooth.max() - smooth[0]
     relative = (smooth - smooth[0]) / span if span > 0 else np.zeros_like(smooth)
     above = np.nonzero(relative > training_threshold)[0]

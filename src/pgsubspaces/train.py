@@ -28,13 +28,14 @@ from pgsubspaces.callbacks import (
     ProgressBar,
     ReplayStream,
     evaluate,
+    non_finite_parameters,
     restore_replay_buffer,
 )
 from pgsubspaces.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state
 from pgsubspaces.config import RunSpec
 from pgsubspaces.curves import LearningCurves
 from pgsubspaces.envs import make_vec_env
-from pgsubspaces.faults import kill_if_injected
+from pgsubspaces.faults import diverge_if_injected, kill_if_injected
 from pgsubspaces.versions import package_versions
 
 log = logging.getLogger("pgsubspaces.train")
@@ -131,8 +132,13 @@ def train(
     if spec.actor_path_every > 0:
         actor_path = ActorPathRecorder(model, spec.algo, spec.actor_path_every, session.actor_updates)
     checkpointer = Checkpointer(run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path)
-    if not done:  # tests only: a fresh training may be killed after a checkpoint (faults.py)
-        checkpointer.after_save = lambda step: kill_if_injected("train", spec.run_id, step)
+    if not done:  # tests only: a fresh training may be killed, or diverge, after a checkpoint (faults.py)
+
+        def after_save(step: int) -> None:
+            kill_if_injected("train", spec.run_id, step)
+            diverge_if_injected(spec.run_id, step, model.policy)
+
+        checkpointer.after_save = after_save
     callbacks: list[BaseCallback] = [
         EpisodeRecorder(session.curves),
         Evaluator(session.curves, eval_env, spec.eval_interval, spec.eval_episodes, spec.total_steps),
@@ -145,29 +151,44 @@ def train(
         if actor_path is not None:
             actor_path.record()
         checkpointer.save(model)
-    if session.start < spec.total_steps:
-        model.learn(
-            total_timesteps=spec.total_steps - session.start,
-            reset_num_timesteps=False,
-            callback=CallbackList(callbacks),
-        )
-
-    # PPO (and SAC with train_freq > 1) may step past the budget to finish a rollout: keep rows <= budget.
-    session.curves.up_to(spec.total_steps).save(run_dir / "curves.npz")
     summary = {
         "run": spec.run_id,
         "experiment": spec.experiment,
         "total_steps": spec.total_steps,
-        "checkpoints": completed_steps(run_dir),
+        "status": "ok",
         "resumed_from": session.start if done else None,
-        "seconds": round(time.time() - started, 1),
-        "versions": package_versions(),
     }
+    try:
+        if session.start < spec.total_steps:
+            model.learn(
+                total_timesteps=spec.total_steps - session.start,
+                reset_num_timesteps=False,
+                callback=CallbackList(callbacks),
+            )
+    except Exception as error:
+        # A random configuration may diverge: that is a result (recorded), not a failed job. Anything that
+        # leaves the parameters finite is a bug and is raised.
+        broken = non_finite_parameters(model)
+        if not broken:
+            raise
+        message = " ".join(str(error).split())
+        message = message if len(message) <= 160 else message[:157] + "..."
+        reason = f"non-finite {', '.join(broken[:3])} at step {model.num_timesteps} ({type(error).__name__}: {message})"
+        summary.update(status="diverged", reason=reason)
+        log.warning("%s %s", spec.run_id, summary["reason"])
+    else:
+        # PPO (and SAC with train_freq > 1) may step past the budget to finish a rollout: keep rows <= budget.
+        session.curves.up_to(spec.total_steps).save(run_dir / "curves.npz")
+    summary.update(
+        checkpoints=completed_steps(run_dir),
+        seconds=round(time.time() - started, 1),
+        versions=package_versions(),
+    )
     missing = sorted(set(spec.checkpoint_steps) - set(summary["checkpoints"]))
-    if missing:
+    if missing and summary["status"] == "ok":
         raise RuntimeError(f"{run_dir}: training ended without checkpoints at steps {missing}")
     atomic.write_text(out, json.dumps(summary, indent=1))
-    log.info("finished %s in %.0f s", spec.run_id, summary["seconds"])
+    log.info("finished %s (%s) in %.0f s", spec.run_id, summary["status"], summary["seconds"])
     return summary
 
 
