@@ -19,13 +19,11 @@ PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$
 shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 import json
-import re
 
 from pgsubspaces.config import (
     ConfigError,
     run_specs,
     spectrum_runs,
-    sweep_configurations,
     sweep_entries,
     sweep_specs,
     validate_config,
@@ -43,7 +41,8 @@ MAIN_RUNS = [spec.run_id for spec in run_specs(config).values()]
 SWEEP_RUNS = [spec.run_id for spec in sweep_specs(config).values()]
 RUNS = {
     spec.run_id: spec
-    for spec in [*run_specs(config).values(), *sweep_specs(config).values()]
+    for specs in (run_specs(config), sweep_specs(config))
+    for spec in specs.values()
 }
 SPECTRA = spectrum_runs(config)
 RESULTS = f"results/{config['experiment']}"
@@ -82,8 +81,8 @@ def get_train_minutes(wildcards):
     return 15 + int(2 * spec.total_steps / STEPS_PER_SECOND[spec.algo] / 60)
 
 
-def run_files(runs=MAIN_RUNS):
-    return [f"{RESULTS}/runs/{run}.h5" for run in runs]
+def run_files():
+    return [f"{RESULTS}/runs/{run}.h5" for run in MAIN_RUNS]
 
 
 def eigen_files():
@@ -220,7 +219,7 @@ def get_configurations_options(wildcards):
 
 def sweep_files():
     """The sweep's table and the configurations it drew."""
-    algos = sweep_configurations(config) if SWEEP_RUNS else {}
+    algos = dict.fromkeys(RUNS[run].algo for run in SWEEP_RUNS)
     return [f"{TABLES}/sweep.csv"] + [
         f"{RESULTS}/runs/sweep/{algo}/configurations.csv" for algo in algos
     ]

@@ -132,6 +132,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
     if errors:
         lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    config["sweep"]["fixed"] = config["sweep"]["fixed"] or {}  # null: nothing held (see the schema)
     problems = list(_cross_key_problems(config))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
