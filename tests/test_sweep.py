@@ -271,3 +271,21 @@ def test_the_report_holds_the_sweep(sweep_workflow):
         if name not in html
     ]
     assert not missing and "configurations.csv" in html, missing
+
+
+def test_a_checkpoint_with_non_finite_parameters_is_refused(tmp_path):
+    import torch as th
+
+    from pgsubspaces.agents import new_agent
+    from pgsubspaces.callbacks import Checkpointer
+    from pgsubspaces.curves import LearningCurves
+    from pgsubspaces.envs import make_vec_env
+
+    spec = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))["ppo", "Pendulum", 0]
+    model = new_agent("ppo", make_vec_env(spec.env_id), spec.hyperparameters, spec.policy, 0, "cpu")
+    checkpointer = Checkpointer(tmp_path, (0,), LearningCurves(), None, None)
+    with th.no_grad():
+        model.policy.log_std.fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="non-finite parameters at step 0: log_std"):
+        checkpointer.save(model)
+    assert not list(tmp_path.iterdir())  # nothing written
