@@ -158,10 +158,14 @@ TABLE_COLUMNS = (
 METRICS = TABLE_COLUMNS[-5:]
 
 
-def failure(summary_path: str | Path) -> str | None:
-    """Why a training did not finish (its training.json), or None when it did."""
-    summary = json.loads(Path(summary_path).read_text())
+def failure_reason(summary: dict) -> str | None:
+    """Why a training did not finish (from its training summary), or None when it did."""
     return None if summary.get("status", "ok") == "ok" else summary.get("reason", summary["status"])
+
+
+def failure(summary_path: str | Path) -> str | None:
+    """``failure_reason`` of a training.json."""
+    return failure_reason(json.loads(Path(summary_path).read_text()))
 
 
 def parse_run_id(run_id: str) -> tuple[str, str, str, int]:
@@ -215,9 +219,7 @@ def summary_table(
             runs = sorted(groups[entry.algo, entry.task, name], key=lambda s: s["seed"])
             row = {"algo": entry.algo, "task": entry.task, "configuration": name, "seeds": len(runs)}
             row.update(steps=entry.steps, t1=entry.t1, t2=entry.t2)
-            failed = [
-                f"seed {s['seed']}: {s.get('reason', s['status'])}" for s in runs if s.get("status", "ok") != "ok"
-            ]
+            failed = [f"seed {s['seed']}: {failure_reason(s)}" for s in runs if failure_reason(s)]
             if failed:
                 rows.append({**row, "status": "failed", "reason": "; ".join(failed)})
                 continue
