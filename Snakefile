@@ -10,8 +10,16 @@ min_version("9.0")
 report: "report/workflow.rst"
 
 
+# The task registry always; the default experiment only when no experiment config is given, so that a
+# key an experiment config leaves unset takes the schema's (paper) default, never a laptop-sized value.
+# To build on the default experiment: --configfile config/config.yaml my.yaml
 configfile: "config/tasks.yaml"
-configfile: "config/config.yaml"
+
+
+if "experiment" not in config:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "rules/common.smk"

@@ -22,6 +22,9 @@ import json
 
 from pgsubspaces.config import (
     ConfigError,
+    analysed_steps,
+    analysis_spec,
+    overlap_references,
     run_specs,
     spectrum_runs,
     sweep_entries,
@@ -47,10 +50,8 @@ RUNS = {
 SPECTRA = spectrum_runs(config)
 RESULTS = f"results/{config['experiment']}"
 LOGS = f"logs/{config['experiment']}"
-ANALYSIS = config["analysis"]
-VARIANT = ANALYSIS[
-    "variant"
-]  # a path segment: corrected and original results never mix
+ANALYSIS = analysis_spec(config)  # every analysis setting, resolved once
+VARIANT = ANALYSIS.variant  # a path segment: corrected and original results never mix
 TABLES = f"{RESULTS}/tables/{VARIANT}"
 TASKS = "|".join(config["tasks"])
 
@@ -71,7 +72,7 @@ def get_spec(wildcards):
     return RUNS[wildcards.run].to_json()
 
 
-# Wall-clock planning for cluster jobs (minutes); one core (platform notes: PPO ~1,400 env steps/s, SAC
+# Wall-clock planning for cluster jobs (minutes); one core (docs/reference.md P3: PPO ~1,400 env steps/s, SAC
 # 70-85 steps/s), halved for slower nodes and evaluation, doubled again below. Locally ignored.
 STEPS_PER_SECOND = {"ppo": 700, "sac": 40}
 
@@ -85,32 +86,15 @@ def run_files():
     return [f"{RESULTS}/runs/{run}.h5" for run in MAIN_RUNS]
 
 
+def eigen_file(run, step):
+    return f"{RESULTS}/eigen/{VARIANT}/{run}/step{step:09d}.h5"
+
+
 def eigen_files():
-    """One eigen file per checkpoint of every main run."""
+    """One eigen file per analysed checkpoint of every main run."""
     return [
-        f"{RESULTS}/eigen/{VARIANT}/{run}/step{step:09d}.h5"
-        for run in MAIN_RUNS
-        for step in RUNS[run].checkpoint_steps
+        eigen_file(run, step) for run in MAIN_RUNS for step in analysed_steps(RUNS[run])
     ]
-
-
-def data_options():
-    a = ANALYSIS
-    return (
-        f"--samples {a['ppo_samples']} --fresh-samples {a['sac_fresh_samples']}"
-        f" --variant {VARIANT} --seed {a['seed']}"
-    )
-
-
-def eigen_options():
-    a = ANALYSIS
-    options = (
-        f"--k {a['k']} --solver {a['solver']} --tol {a['tol']} --dtype {a['dtype']} --device {a['device']}"
-        f" --chunk-size {a['chunk_size']} --memory-budget-gb {a['memory_budget_gb']} --variant {VARIANT}"
-    )
-    if a["max_matvecs"] is not None:
-        options += f" --max-matvecs {a['max_matvecs']}"
-    return options
 
 
 def spectrum_file(run, step):
@@ -126,28 +110,8 @@ def get_run_spectrum_files(wildcards):
     return [spectrum_file(run, step) for run, step in SPECTRA if run == wildcards.run]
 
 
-def spectrum_options():
-    a, spectrum = ANALYSIS, config["figures"]["spectrum"]
-    samples = f" --samples {spectrum['samples']}" if spectrum["samples"] else ""
-    return (
-        f"--max-parameters {spectrum['max_parameters']}{samples} --dtype {a['dtype']}"
-        f" --device {a['device']} --chunk-size {a['chunk_size']}"
-        f" --memory-budget-gb {a['memory_budget_gb']} --variant {VARIANT}"
-    )
-
-
-def analysed_steps(spec):
-    """A main run's checkpoints; a sweep run's after step 0 (the initialisation, which its summary skips)."""
-    return [
-        step for step in spec.checkpoint_steps if step > 0 or spec.configuration is None
-    ]
-
-
 def get_run_eigen_files(wildcards):
-    return [
-        f"{RESULTS}/eigen/{VARIANT}/{wildcards.run}/step{step:09d}.h5"
-        for step in analysed_steps(RUNS[wildcards.run])
-    ]
+    return [eigen_file(wildcards.run, step) for step in analysed_steps(RUNS[wildcards.run])]
 
 
 def run_table_dirs(runs=MAIN_RUNS):
@@ -156,21 +120,13 @@ def run_table_dirs(runs=MAIN_RUNS):
 
 # The sweep's summary per (algo, task); the main runs of those are its "tuned" reference.
 SWEEP_ENTRIES = sweep_entries(config)
-SWEEP_T1 = {(e["algo"], e["task"]): e["t1"] for e in SWEEP_ENTRIES}
-TUNED_RUNS = [run for run in MAIN_RUNS if (RUNS[run].algo, RUNS[run].task) in SWEEP_T1]
+SWEEP_KEYS = {(entry["algo"], entry["task"]) for entry in SWEEP_ENTRIES}
+TUNED_RUNS = [run for run in MAIN_RUNS if (RUNS[run].algo, RUNS[run].task) in SWEEP_KEYS]
 
 
-def get_tables_options(wildcards):
-    """The tables' options; a sweep run's overlap starts at its t1 only, a main run's also at the sweep's."""
-    t, spec = config["tables"], RUNS[wildcards.run]
-    t1 = set() if spec.configuration else set(t["overlap_t1"])
-    if (spec.algo, spec.task) in SWEEP_T1:
-        t1.add(SWEEP_T1[spec.algo, spec.task])
-    return (
-        f"--k-levels {' '.join(map(str, t['k_levels']))} --t1 {' '.join(map(str, sorted(t1)))}"
-        f" --smoothing-steps {t['smoothing_steps']}"
-        f" --thresholds {t['training_threshold']} {t['convergence_threshold']} --seed {t['seed']}"
-    )
+def get_overlap_t1(wildcards):
+    """The run's overlap references t1 (config.overlap_references decides)."""
+    return " ".join(map(str, overlap_references(config, RUNS[wildcards.run])))
 
 
 def training_summary(run):

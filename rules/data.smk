@@ -9,9 +9,9 @@ rule data:
         "../envs/rl.yaml"
     threads: 1
     params:
-        options=data_options(),
+        analysis=ANALYSIS.stage_json("data"),
     message:
         "analysis samples of {wildcards.run}, step {wildcards.step}"
     shell:
         "python -m pgsubspaces.analysis_data --run {input.run} --step {wildcards.step}"
-        " --out {output.h5} {params.options} > {log} 2>&1"
+        " --out {output.h5} --analysis {params.analysis:q} > {log} 2>&1"

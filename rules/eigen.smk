@@ -14,10 +14,10 @@ rule eigen:
     resources:
         gpu=1,
     params:
-        options=eigen_options(),
+        analysis=ANALYSIS.stage_json("eigen"),
     shell:
         "python -m pgsubspaces.eigen --run {input.run} --data {input.data} --out {output.h5}"
-        " {params.options} --threads {threads} > {log} 2>&1"
+        " --analysis {params.analysis:q} --threads {threads} > {log} 2>&1"
 
 
 # Fig. 1's histogram needs every eigenvalue: an explicit Hessian, for the few checkpoints it shows.
@@ -35,7 +35,7 @@ rule spectrum:
     resources:
         gpu=1,
     params:
-        options=spectrum_options(),
+        analysis=ANALYSIS.stage_json("spectrum"),
     shell:
         "python -m pgsubspaces.spectrum --run {input.run} --data {input.data} --out {output.h5}"
-        " {params.options} --threads {threads} > {log} 2>&1"
+        " --analysis {params.analysis:q} --threads {threads} > {log} 2>&1"

@@ -46,7 +46,7 @@ rule sweep_table:
         "../envs/rl.yaml"
     params:
         entries=json.dumps(SWEEP_ENTRIES),
-        smoothing=config["tables"]["smoothing_steps"],
+        smoothing=ANALYSIS.smoothing_steps,
     message:
         "summarise the sweep"
     shell:

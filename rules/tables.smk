@@ -10,12 +10,14 @@ rule run_tables:
     conda:
         "../envs/rl.yaml"
     params:
-        options=get_tables_options,
+        analysis=ANALYSIS.stage_json("tables"),
+        t1=get_overlap_t1,
     message:
         "tables of {wildcards.run}"
     shell:
         "python -m pgsubspaces.tables run --run {input.run} --eigen {input.eigen} --spectra {input.spectra}"
-        " --out-dir $(dirname {output.fractions}) {params.options} > {log} 2>&1"
+        " --out-dir $(dirname {output.fractions}) --analysis {params.analysis:q} --t1 {params.t1}"
+        " > {log} 2>&1"
 
 
 rule tables:

@@ -68,7 +68,7 @@ def test_phase_criterion_on_a_synthetic_curve():
     # flat at 0 until 100k, linear to 1 at 200k, flat after; points every 10k; window 10k -> w = 1
     steps = np.arange(0, 310_000, 10_000)
     returns = np.clip((steps - 100_000) / 100_000, 0, 1)
-    phases = training_phases(steps, returns, smoothing_steps=10_000)
+    phases = training_phases(steps, returns, 10_000, 0.1, 0.9)
     # smoothed s_i = mean(r[i-1], r[i]); s_0 = 0, max 1. rel first > 0.1 at 120k (s = 0.15), so the
     # initial phase ends at 110k. Going back from the last maximum (300k), s first < 0.9 at 190k
     # (s = 0.85): the original's convergence phase starts there, inclusive.

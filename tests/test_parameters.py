@@ -19,7 +19,7 @@ def agent(algo: str, task: str):
     return new_agent(algo, make_vec_env(spec.env_id), spec.hyperparameters, spec.policy, seed=0, device="cpu")
 
 
-# Reference §1.7: Walker2d PPO [64,64] actor 5,708 / critic 5,377; SAC [256,256] actor 73,484 / critic 144,386.
+# docs/reference.md §1.7: Walker2d PPO [64,64] actor 5,708 / critic 5,377; SAC [256,256] actor 73,484 / critic 144,386.
 @pytest.mark.parametrize("algo, actor, critic", [("ppo", 5_708, 5_377), ("sac", 73_484, 144_386)])
 def test_walker2d_parameter_counts_match_the_paper(algo, actor, critic):
     blocks = split_parameters(agent(algo, "Walker2d").policy, algo)

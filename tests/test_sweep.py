@@ -157,10 +157,11 @@ def write_run_tables(folder: Path, seed: int, offset: float) -> None:
             ("actor", 10, "minibatch", "precise", 0.3),  # not the precise gradient
         ):
             fractions.append(
-                ("ppo", "Pendulum", seed, step, net, gradient, hessian, k, 100, fraction * scale + offset, 0.1, 0.1)
+                ("ppo", "Pendulum", seed, step, "", net, gradient, hessian, k, 100, fraction * scale + offset, 0.1, 0.1)
+                + (0.0, True)
             )
     write_table(folder / "fractions.csv", "fractions", fractions)
-    overlaps = [("ppo", "Pendulum", seed, net, k, t1, t2, value + offset) for net, k, t1, t2, value in (
+    overlaps = [("ppo", "Pendulum", seed, net, k, 100, t1, t2, value + offset, k / 100, 0.0, True) for net, k, t1, t2, value in (
         ("actor", 10, 1000, 2000, 0.7), ("critic", 10, 1000, 2000, 0.8), ("actor", 5, 1000, 2000, 0.1),
         ("actor", 10, 0, 2000, 0.2), ("actor", 10, 1000, 3000, 0.3),
     )]  # fmt: skip

@@ -1,18 +1,21 @@
-"""The analysis samples of one checkpoint: a precise set and mini-batches (reference §4).
+"""The analysis samples of one checkpoint: a precise set and mini-batches (docs/reference.md §4).
 
-    python -m pgsubspaces.analysis_data --run RUN.h5 --step STEP --out DATA.h5 [--samples N] [--variant V]
+    python -m pgsubspaces.analysis_data --run RUN.h5 --step STEP --out DATA.h5 [--analysis '{"ppo_samples": N}']
 
 PPO: the precise set is N fresh on-policy samples of the checkpoint's stochastic policy, collected with
 SB3's own ``collect_rollouts`` (truncations bootstrapped, the last partial episode bootstrapped with V, GAE
 with the agent's gamma and lambda) under the checkpoint's frozen VecNormalize statistics (step 0: fresh
 statistics that adapt, as the original). The mini-batch set is one more rollout of the agent's n_steps,
 split SB3-style into its batch size; ``variant="original"`` computes its GAE with SB3's defaults
-(lambda 1, gamma 0.99) as the original's buffer did (reference §12 item 6).
+(lambda 1, gamma 0.99) as the original's buffer did (docs/reference.md §12 item 6).
 
 SAC: the precise set is the replay buffer at the checkpoint (a slice of the run file's stream; at step 0,
 where it is empty, fresh transitions of the step-0 policy, random for ``learning_starts``). Mini-batches
 are 2,048 // batch_size uniform draws of batch_size. The reparameterisation noise of the actor loss and of
 the critic target is drawn once and stored, so each loss is a fixed function of the parameters.
+
+Every random choice (env seeds, actions, shuffles, draws, noise) comes from one seed per checkpoint,
+``config.sample_seed(analysis seed, run seed, step)``, stored as the data file's ``seed`` attribute.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 from pgsubspaces.agents import new_agent
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.checkpoints import REPLAY_FIELDS
+from pgsubspaces.config import AnalysisSpec, sample_seed
 from pgsubspaces.envs import make_vec_env
-from pgsubspaces.losses import _check_variant
+from pgsubspaces.losses import check_variant
 from pgsubspaces.runfile import RunFile, RunFileError, build_policy
 
 log = logging.getLogger("pgsubspaces.analysis_data")
@@ -186,19 +190,18 @@ def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int
                     f.create_dataset(f"precise/transitions/{key}", data=value)
 
 
-def make_data(
-    run_path: Path, step: int, out: Path, samples: int, variant: str, fresh_samples: int = 50_000, seed: int = 0
-) -> None:
+def make_data(run_path: Path, step: int, out: Path, spec: AnalysisSpec) -> None:
     """Write the analysis data of checkpoint ``step`` of a run file."""
-    _check_variant(variant)
-    th.manual_seed(seed)
+    check_variant(spec.variant)
     with RunFile(run_path) as run:
+        seed = sample_seed(spec.seed, int(run.attrs.get("seed", 0)), step)
+        th.manual_seed(seed)
         if run.algo == "ppo":
-            data = ppo_data(run, step, samples, variant, seed)
+            data = ppo_data(run, step, spec.ppo_samples, spec.variant, seed)
         else:
-            data = sac_data(run, step, fresh_samples, seed)
-        write_data_file(out, run, step, variant, seed, data)
-    log.info("wrote analysis data of step %d to %s", step, out)
+            data = sac_data(run, step, spec.sac_fresh_samples, seed)
+        write_data_file(out, run, step, spec.variant, seed, data)
+    log.info("wrote analysis data of step %d to %s (seed %d)", step, out, seed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,14 +209,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", required=True, type=Path, help="the run file (HDF5)")
     parser.add_argument("--step", required=True, type=int)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--samples", type=int, default=1_000_000, help="PPO: precise on-policy samples")
-    parser.add_argument("--fresh-samples", type=int, default=50_000, help="SAC at step 0: transitions to collect")
-    parser.add_argument("--variant", default="corrected")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--analysis", help="analysis settings as JSON (config.AnalysisSpec fields); default the schema's"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     th.set_num_threads(1)
-    make_data(args.run, args.step, args.out, args.samples, args.variant, args.fresh_samples, args.seed)
+    make_data(args.run, args.step, args.out, AnalysisSpec.from_json(args.analysis))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import yaml
 
 from pgsubspaces import sweep
@@ -23,7 +24,7 @@ REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SCHEMA_PATH = REPO_CONFIG / "schema.yaml"
 REGISTRY_PATH = REPO_CONFIG / "tasks.yaml"
 
-# The original's VecNormalize wrapper; gamma stays 0.99 whatever the algorithm's gamma (reference §1.2).
+# The original's VecNormalize wrapper; gamma stays 0.99 whatever the algorithm's gamma (docs/reference.md §1.2).
 VEC_NORMALIZE = {
     "norm_obs": True,
     "norm_reward": True,
@@ -139,10 +140,20 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
     return config
 
 
-def checkpoint_grid(total_steps: int, interval: int, additional: Iterable[int] = ()) -> tuple[int, ...]:
-    """Checkpoint env steps: 0, the additional steps, every ``interval``, and ``total_steps``."""
+def checkpoint_grid(
+    total_steps: int, interval: int, additional: Iterable[int] = (), dense: Mapping[str, int] | None = None
+) -> tuple[int, ...]:
+    """Checkpoint env steps: 0, the additional steps, every ``interval``, every ``dense["interval"]`` up to
+    ``dense["until"]``, and ``total_steps``."""
     steps = {0, total_steps, *additional, *range(interval, total_steps + 1, interval)}
+    if dense:
+        steps.update(range(dense["interval"], min(dense["until"], total_steps) + 1, dense["interval"]))
     return tuple(sorted(steps))
+
+
+def grid_of(total_steps: int, grid: Mapping[str, Any]) -> tuple[int, ...]:
+    """The checkpoint steps of a ``checkpoints:`` config section."""
+    return checkpoint_grid(total_steps, grid["interval"], grid.get("additional", []), grid.get("dense"))
 
 
 def _algo_settings(config: dict[str, Any], task: str, algo: str) -> dict[str, Any]:
@@ -208,8 +219,7 @@ def _sweep_problems(config: dict[str, Any]) -> Iterable[str]:
         total = run.get("total_steps", settings["total_steps"])
         if total is None:
             continue
-        grid = run.get("checkpoints", config["checkpoints"])
-        steps = checkpoint_grid(total, grid["interval"], grid.get("additional", []))
+        steps = grid_of(total, run.get("checkpoints", config["checkpoints"]))
         t1, t2 = run["overlap"]["t1"], run["overlap"]["t2"]
         if t1 >= t2:
             yield f"config key '{where}.overlap': t1 {t1} must come before t2 {t2}"
@@ -256,7 +266,7 @@ def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
         batch, n_steps = hyper["batch_size"], hyper["n_steps"]
         yield f"config key '{where}.hyperparameters.ppo.batch_size': {batch} exceeds n_steps {n_steps}"
     if algo == "sac":
-        steps = checkpoint_grid(total, grid["interval"], grid.get("additional", []))
+        steps = grid_of(total, grid)
         widest = max(b - a for a, b in itertools.pairwise(steps))
         if widest > hyper["buffer_size"]:
             yield (
@@ -301,7 +311,7 @@ def _run_spec(config, run, algo, seed, drawn=None, configuration=None) -> RunSpe
         hyperparameters=hyperparameters,
         policy=policy,
         vec_normalize=dict(VEC_NORMALIZE) if settings["vec_normalize"] else None,
-        checkpoint_steps=checkpoint_grid(total, grid["interval"], grid.get("additional", [])),
+        checkpoint_steps=grid_of(total, grid),
         eval_interval=evaluation["interval"],
         eval_episodes=evaluation["episodes"],
         actor_path_every=config["actor_path"]["every_updates"],
@@ -353,3 +363,177 @@ def sweep_specs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], RunSp
         for name, values in zip(sweep.configuration_names(len(drawn[algo])), drawn[algo])
         for seed in run.get("seeds", config["sweep"]["seeds"])
     }
+
+
+# --- The analysis: one resolved spec per experiment ------------------------------------------------------
+
+# AnalysisSpec field -> its key in the config; every default is the schema's.
+ANALYSIS_KEYS: dict[str, tuple[str, ...]] = {
+    **{
+        name: ("analysis", name)
+        for name in (
+            "variant",
+            "ppo_samples",
+            "sac_fresh_samples",
+            "k",
+            "solver",
+            "tol",
+            "subspace_tol",
+            "guard_eigenpairs",
+            "max_matvecs",
+            "dtype",
+            "chunk_size",
+            "memory_budget_gb",
+            "device",
+            "seed",
+        )
+    },
+    "k_levels": ("tables", "k_levels"),
+    "smoothing_steps": ("tables", "smoothing_steps"),
+    "training_threshold": ("tables", "training_threshold"),
+    "convergence_threshold": ("tables", "convergence_threshold"),
+    "control_seed": ("tables", "seed"),
+    "spectrum_samples": ("figures", "spectrum", "samples"),
+    "spectrum_max_parameters": ("figures", "spectrum", "max_parameters"),
+}
+
+# What each stage reads: a job's params hold only these, so that changing a tables setting never reruns
+# an eigen job (Snakemake reruns a job whose params changed).
+STAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "data": ("variant", "ppo_samples", "sac_fresh_samples", "seed"),
+    "eigen": (
+        "variant",
+        "k",
+        "solver",
+        "tol",
+        "subspace_tol",
+        "guard_eigenpairs",
+        "max_matvecs",
+        "dtype",
+        "chunk_size",
+        "memory_budget_gb",
+        "device",
+        "seed",
+        "k_levels",
+    ),
+    "spectrum": (
+        "variant",
+        "dtype",
+        "chunk_size",
+        "memory_budget_gb",
+        "device",
+        "spectrum_samples",
+        "spectrum_max_parameters",
+    ),
+    "tables": ("k_levels", "smoothing_steps", "training_threshold", "convergence_threshold", "control_seed"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSpec:
+    """Every setting of the data, eigen, spectrum and tables stages, resolved once from the validated
+    config (the schema holds each default; see ``ANALYSIS_KEYS`` for the key of each field)."""
+
+    variant: str
+    ppo_samples: int
+    sac_fresh_samples: int
+    k: int
+    solver: str
+    tol: float
+    subspace_tol: float
+    guard_eigenpairs: int
+    max_matvecs: int | None
+    dtype: str
+    chunk_size: int
+    memory_budget_gb: float | None
+    device: str
+    seed: int
+    k_levels: tuple[int, ...]
+    smoothing_steps: float
+    training_threshold: float
+    convergence_threshold: float
+    control_seed: int
+    spectrum_samples: int | None
+    spectrum_max_parameters: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AnalysisSpec:
+        """The spec of a validated config (defaults filled in)."""
+        values = {}
+        for name, path in ANALYSIS_KEYS.items():
+            value: Any = config
+            for part in path:
+                value = value[part]
+            values[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None = None) -> AnalysisSpec:
+        """The spec of some fields (e.g. a stage's JSON, or a user's ``{"k": 20}``), the rest the schema's
+        defaults; validated by the schema like a config, unknown fields refused."""
+        settings = dict(settings or {})
+        unknown = sorted(set(settings) - set(ANALYSIS_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown analysis setting(s) {unknown}; known: {', '.join(ANALYSIS_KEYS)}")
+        sections: dict[str, Any] = {"analysis": {}, "tables": {}, "figures": {"spectrum": {}}}
+        for name, value in settings.items():
+            *parents, key = ANALYSIS_KEYS[name]
+            target = sections
+            for part in parents:
+                target = target[part]
+            target[key] = list(value) if isinstance(value, tuple) else value
+        with open(SCHEMA_PATH) as stream:
+            schema = yaml.safe_load(stream)
+        section_schema = {
+            "type": "object",
+            "properties": {name: schema["properties"][name] for name in sections},
+            "$defs": schema["$defs"],
+        }
+        errors = list(_validator_with_defaults(section_schema).iter_errors(sections))
+        if errors:
+            lines = [f"analysis setting '{_key(e.absolute_path)}': {e.message}" for e in errors]
+            raise ConfigError("invalid analysis settings:\n  " + "\n  ".join(lines))
+        return cls.from_config(sections)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> AnalysisSpec:
+        return cls.from_settings(json.loads(text) if text else {})
+
+    def stage_json(self, stage: str) -> str:
+        """The fields ``stage`` reads, as JSON (a job's params)."""
+        fields = dataclasses.asdict(self)
+        return json.dumps({name: fields[name] for name in STAGE_FIELDS[stage]}, sort_keys=True)
+
+    @property
+    def eigen_levels(self) -> tuple[int, ...]:
+        """The subspace dimensions whose accuracy the solver works towards: the k levels up to k, and k."""
+        return tuple(sorted({level for level in self.k_levels if level <= self.k} | {self.k}))
+
+
+def analysis_spec(config: Mapping[str, Any]) -> AnalysisSpec:
+    return AnalysisSpec.from_config(config)
+
+
+def sample_seed(analysis_seed: int, run_seed: int, step: int) -> int:
+    """The seed of one checkpoint's analysis: reproducible, and different across run seeds and steps
+    (numpy's SeedSequence mixes the three; docs/hdf5.md, "Seeds")."""
+    return int(np.random.SeedSequence([analysis_seed, max(run_seed, 0), step]).generate_state(1)[0])
+
+
+def analysed_steps(spec: RunSpec) -> tuple[int, ...]:
+    """The checkpoints a run analyses: all of a main run's; a sweep run's after step 0 (the initialisation,
+    which the sweep summary leaves out)."""
+    return tuple(step for step in spec.checkpoint_steps if step > 0 or spec.configuration is None)
+
+
+def overlap_references(config: Mapping[str, Any], spec: RunSpec) -> tuple[int, ...]:
+    """The overlap's t1 values of a run, those on its grid: a sweep run's entry t1 only; a main run's
+    ``tables.overlap_t1``, the figures' t1 and the t1 of a sweep entry that takes it as its tuned run."""
+    sweep_t1 = {(e["algo"], e["task"]): e["t1"] for e in sweep_entries(config)}
+    if spec.configuration is not None:
+        wanted = {sweep_t1[spec.algo, spec.task]}
+    else:
+        wanted = {*config["tables"]["overlap_t1"], config["figures"]["overlap_t1"]}
+        if (spec.algo, spec.task) in sweep_t1:
+            wanted.add(sweep_t1[spec.algo, spec.task])
+    return tuple(sorted(wanted & set(analysed_steps(spec))))

@@ -1,122 +1,80 @@
 """Per checkpoint: top-k Hessian eigenpairs of the actor and critic losses, and their gradients.
 
-    python -m pgsubspaces.eigen --run RUN.h5 --data DATA.h5 --out EIGEN.h5 [--k 100] [--solver lanczos]
+    python -m pgsubspaces.eigen --run RUN.h5 --data DATA.h5 --out EIGEN.h5 [--analysis '{"k": 20}']
 
 For each network it writes the eigenpairs of the precise Hessian (the precise set) and of the mini-batch
 Hessian (the concatenated mini-batches), the precise gradient and every mini-batch gradient (PPO advantages
-normalised per mini-batch, as SB3 trains), with residuals, matvec counts, seconds and device.
+normalised per mini-batch, as SB3 trains), with per-eigenpair residuals and convergence, the gaps and the
+bounds on each top-j subspace (docs/eigen-accuracy.md), matvec counts, seconds and device. ``--analysis``
+holds analysis settings as JSON (``config.AnalysisSpec`` fields); the rest take the schema's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 import torch as th
 
-from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
 from pgsubspaces.analysis_data import analysis_attrs, run_identity
 from pgsubspaces.atomic import atomic_path
+from pgsubspaces.checkpoint_losses import (
+    DTYPES,
+    Batches,
+    checkpoint_loss,
+    graph_budget_bytes,
+    read_batches,
+    resolve_device,
+    to_tensors,
+)
+from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.eigensolvers import SOLVERS, EigenResult, arpack, explicit, lanczos
 from pgsubspaces.faults import injected
 from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.losses import FlatLoss, make_loss
 from pgsubspaces.parameters import NETS
-from pgsubspaces.runfile import RunFile, RunFileError, build_policy
+from pgsubspaces.runfile import RunFile
 
 log = logging.getLogger("pgsubspaces.eigen")
 
 FORMAT = "pgsubspaces-eigen"
-FORMAT_VERSION = 1
-DTYPES = {"float32": th.float32, "float64": th.float64}
+FORMAT_VERSION = 2  # 2: per-eigenpair convergence, gaps, subspace bounds, guard eigenpairs
 
 
-def resolve_device(device: str) -> th.device:
-    if device == "auto":
-        return th.device("cuda" if th.cuda.is_available() else "cpu")
-    return th.device(device)
-
-
-def read_batches(run: RunFile, data_path: Path) -> tuple[int, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """The checkpoint step, the precise set, the concatenated mini-batches and their offsets (numpy arrays)."""
-    try:
-        f = h5py.File(data_path, "r")
-    except OSError as error:
-        raise RunFileError(f"{data_path}: not a readable HDF5 file, corrupt or truncated ({error})") from None
-    with f:
-        if f.attrs.get("format") != DATA_FORMAT:
-            raise RunFileError(
-                f"{data_path}: attribute 'format' is {f.attrs.get('format')!r}, expected {DATA_FORMAT!r}"
-            )
-        try:
-            precise = {key: value[()] for key, value in f["precise"].items() if isinstance(value, h5py.Dataset)}
-            minibatch = {key: value[()] for key, value in f["minibatch"].items()}
-            source = dict(f["precise"].attrs)
-            if "transitions" in f["precise"]:
-                transitions = {key: value[()] for key, value in f["precise/transitions"].items()}
-            else:
-                transitions = None
-        except (KeyError, OSError) as error:
-            raise RunFileError(f"{data_path}: cannot read the analysis data ({error}); rerun the data rule") from None
-        step = int(f.attrs["step"])
-    offsets = minibatch.pop("batch_offsets")
-    if run.algo == "sac":
-        transitions = transitions if transitions is not None else run.replay(step)
-        if source.get("kind") == "replay" and len(transitions["rewards"]) != len(precise["actor_noise"]):
-            raise RunFileError(
-                f"{data_path}: noise for {len(precise['actor_noise'])} samples, replay has "
-                f"{len(transitions['rewards'])}: the data belongs to another run file"
-            )
-        indices = minibatch.pop("indices")
-        minibatch.update({key: value[indices] for key, value in transitions.items()})
-        precise.update(transitions)
-    return step, precise, minibatch, offsets
-
-
-def _tensors(
-    batch: dict[str, np.ndarray], device, dtype, start: int = 0, stop: int | None = None
-) -> dict[str, th.Tensor]:
-    out = {}
-    for key, value in batch.items():
-        tensor = th.as_tensor(value[start:stop], device=device)
-        out[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
-    return out
-
-
-def loss_settings(run: RunFile, step: int) -> dict[str, Any]:
-    """The hyperparameters the losses need, with SAC's entropy coefficient at this checkpoint."""
-    settings: dict[str, Any] = dict(run.config("hyperparameters"))
-    if run.algo == "sac":
-        settings["ent_coef_value"] = float(run.checkpoint_attrs(step)["ent_coef"])
-    return settings
-
-
-def _loss(run: RunFile, step: int, net: str, batch, settings, variant, device, dtype) -> FlatLoss:
-    policy = build_policy(run, step).to(device=device, dtype=dtype)
-    return make_loss(run.algo, net, policy, batch, settings, variant)
-
-
-def solve(operator: HessianOperator, solver: str, k: int, tol: float, max_matvecs: int | None) -> EigenResult:
-    k = min(k, operator.n - 1)
-    if solver == "explicit":
-        return explicit(operator.dense(), k)
-    if solver == "arpack":
-        return arpack(operator.matvec, operator.n, k, tol, operator.dtype, operator.device, maxiter=max_matvecs)
-    if solver == "lanczos":
-        return lanczos(operator.matvec, operator.n, k, tol, operator.dtype, operator.device, max_matvecs=max_matvecs)
-    raise ValueError(f"unknown solver {solver!r}; expected one of {SOLVERS}")
+def solve(operator: HessianOperator, spec: AnalysisSpec, seed: int) -> EigenResult:
+    """The top-k eigenpairs of ``operator`` with the spec's solver, worked towards resolving the top-j
+    subspace of every level of ``spec.eigen_levels`` (k is capped below the parameter count)."""
+    k = min(spec.k, operator.n - 1)
+    levels = tuple(level for level in spec.eigen_levels if level < k) + (k,)
+    guard = max(min(spec.guard_eigenpairs, operator.n - 1 - k), 0)
+    accuracy = {"subspace_tol": spec.subspace_tol, "levels": levels}
+    if spec.solver == "explicit":
+        return explicit(operator.dense(), k, tol=spec.tol, **accuracy)
+    solver = {"arpack": arpack, "lanczos": lanczos}.get(spec.solver)
+    if solver is None:
+        raise ValueError(f"unknown solver {spec.solver!r}; expected one of {SOLVERS}")
+    return solver(
+        operator.matvec,
+        operator.n,
+        k,
+        spec.tol,
+        operator.dtype,
+        operator.device,
+        guard=guard,
+        max_matvecs=spec.max_matvecs,
+        seed=seed,
+        **accuracy,
+    )
 
 
 def _write_result(group: h5py.Group, result: EigenResult, operator: HessianOperator) -> None:
     group.create_dataset("eigenvalues", data=result.eigenvalues)
     group.create_dataset("eigenvectors", data=result.eigenvectors.cpu().numpy())
-    group.create_dataset("residuals", data=result.residuals)
+    for name in ("residuals", "converged", "gaps", "subspace_bounds", "guard_eigenvalues", "guard_residuals"):
+        group.create_dataset(name, data=getattr(result, name))
     if result.all_eigenvalues is not None:
         group.create_dataset("all_eigenvalues", data=result.all_eigenvalues)
     group.attrs.update(
@@ -125,6 +83,10 @@ def _write_result(group: h5py.Group, result: EigenResult, operator: HessianOpera
             "n_matvecs": result.n_matvecs,
             "seconds": result.seconds,
             "max_relative_residual": result.max_relative_residual,
+            "stop_reason": result.stop_reason,
+            "subspace_tol": result.subspace_tol,
+            "levels": np.asarray(result.levels, dtype=np.int64),
+            "unresolved_levels": np.asarray(result.unresolved_levels(), dtype=np.int64),
             "n_samples": operator.loss.n_samples,
             "cached_chunks": operator.cached_chunks,
             "n_chunks": len(operator.chunks),
@@ -132,94 +94,95 @@ def _write_result(group: h5py.Group, result: EigenResult, operator: HessianOpera
     )
 
 
-def analyse(
-    run_path: Path,
-    data_path: Path,
-    out: Path,
-    *,
-    k: int = 100,
-    solver: str = "lanczos",
-    tol: float = 1e-4,
-    dtype: str = "float32",
-    device: str = "auto",
-    chunk_size: int = 16384,
-    memory_budget: float = 0.3e9,
-    variant: str = "corrected",
-    max_matvecs: int | None = None,
-    workers: int = 1,
-) -> None:
+def _log_result(step: int, net: str, name: str, result: EigenResult) -> None:
+    log.info(
+        "step %d %s %s: %d eigenpairs, %d matvecs, %.1f s, max rel. residual %.2g, stop: %s",
+        step,
+        net,
+        name,
+        len(result.eigenvalues),
+        result.n_matvecs,
+        result.seconds,
+        result.max_relative_residual,
+        result.stop_reason,
+    )
+    unresolved = result.unresolved_levels()
+    if unresolved:
+        bounds = ", ".join(f"k={j}: {result.subspace_bounds[j - 1]:.2g}" for j in unresolved)
+        log.warning(
+            "step %d %s %s: top-k subspace NOT resolved to subspace_tol %g at %s (%s); tables mark these values",
+            step,
+            net,
+            name,
+            result.subspace_tol,
+            bounds,
+            result.stop_reason,
+        )
+
+
+def minibatch_gradients(run: RunFile, batches: Batches, net: str, variant: str, device, dtype: th.dtype) -> np.ndarray:
+    """The gradient of each mini-batch's own loss (PPO: advantages normalised per mini-batch), (m, n)."""
+    gradients = []
+    for batch in batches.minibatches():
+        loss = checkpoint_loss(run, batches.step, net, to_tensors(batch, device, dtype), variant, device, dtype)
+        theta = loss.theta0().requires_grad_(True)
+        gradients.append(th.autograd.grad(loss.loss(theta), theta)[0].detach().cpu().numpy())
+    return np.stack(gradients)
+
+
+def _root_attrs(run: RunFile, batches: Batches, spec: AnalysisSpec, device: th.device, data_path: Path) -> dict:
+    return {
+        **analysis_attrs(FORMAT, FORMAT_VERSION, run, batches.step, spec.variant),
+        **run_identity(run),
+        "k": spec.k,
+        "solver": spec.solver,
+        "tol": spec.tol,
+        "subspace_tol": spec.subspace_tol,
+        "dtype": spec.dtype,
+        "device": str(device),
+        "seed": batches.seed,
+        "data_file": str(data_path),
+        "analysis": spec.stage_json("eigen"),
+    }
+
+
+def analyse(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec, workers: int = 1) -> None:
     """Eigenpairs and gradients of one checkpoint's actor and critic losses, written atomically to ``out``.
 
     ``workers``: threads for the Hessian-vector products (``HessianOperator``); the CLI passes ``--threads``.
     """
-    torch_dtype, torch_device = DTYPES[dtype], resolve_device(device)
+    dtype, device = DTYPES[spec.dtype], resolve_device(spec.device)
+    budget = graph_budget_bytes(spec.memory_budget_gb, device)
     started = time.time()
     with RunFile(run_path) as run:
-        step, precise, minibatch, offsets = read_batches(run, data_path)
+        batches = read_batches(run, data_path)
+        step = batches.step
         if injected("eigen", f"{run.algo}/{run.attrs.get('task', '')}/seed{run.attrs.get('seed', '')}", step):
             raise RuntimeError(f"{out}: injected failure (PGSUBSPACES_INJECT_FAULT, tests only)")
-        settings = loss_settings(run, step)
+        unresolved = []
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-            f.attrs.update(
-                {
-                    **analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant),
-                    "k": k,
-                    "solver": solver,
-                    "tol": tol,
-                    "dtype": dtype,
-                    "device": str(torch_device),
-                    "data_file": str(data_path),
-                    "settings": json.dumps(
-                        {"chunk_size": chunk_size, "memory_budget": memory_budget, "max_matvecs": max_matvecs}
-                    ),
-                }
-            )
-            f.attrs.update(run_identity(run))
+            f.attrs.update(_root_attrs(run, batches, spec, device, data_path))
             for net in NETS:
-                for name, batch in (("precise", precise), ("minibatch", minibatch)):
-                    loss = _loss(
-                        run,
-                        step,
-                        net,
-                        _tensors(batch, torch_device, torch_dtype),
-                        settings,
-                        variant,
-                        torch_device,
-                        torch_dtype,
+                for name, batch in (("precise", batches.precise), ("minibatch", batches.minibatch)):
+                    loss = checkpoint_loss(
+                        run, step, net, to_tensors(batch, device, dtype), spec.variant, device, dtype
                     )
-                    operator = HessianOperator(loss, loss.theta0(), chunk_size, memory_budget, workers)
-                    result = solve(operator, solver, k, tol, max_matvecs)
+                    operator = HessianOperator(loss, loss.theta0(), spec.chunk_size, budget, workers)
+                    result = solve(operator, spec, batches.seed)
                     group = f.create_group(f"{net}/{name}")
                     _write_result(group, result, operator)
                     if name == "precise":
                         group.create_dataset("gradient", data=operator.gradient().cpu().numpy())
-                    log.info(
-                        "step %d %s %s: %d eigenpairs, %d matvecs, %.1f s, max rel. residual %.2g",
-                        step,
-                        net,
-                        name,
-                        len(result.eigenvalues),
-                        result.n_matvecs,
-                        result.seconds,
-                        result.max_relative_residual,
-                    )
-                gradients = []
-                for start, stop in zip(offsets, offsets[1:]):
-                    loss = _loss(
-                        run,
-                        step,
-                        net,
-                        _tensors(minibatch, torch_device, torch_dtype, start, stop),
-                        settings,
-                        variant,
-                        torch_device,
-                        torch_dtype,
-                    )
-                    theta = loss.theta0().requires_grad_(True)
-                    gradients.append(th.autograd.grad(loss.loss(theta), theta)[0].detach().cpu().numpy())
-                f.create_dataset(f"{net}/minibatch/gradients", data=np.stack(gradients))
+                    _log_result(step, net, name, result)
+                    unresolved += [f"{net}/{name} k={j}" for j in result.unresolved_levels()]
+                gradients = minibatch_gradients(run, batches, net, spec.variant, device, dtype)
+                f.create_dataset(f"{net}/minibatch/gradients", data=gradients)
+            f.attrs["resolved"] = not unresolved
+            f.attrs["unresolved"] = ", ".join(unresolved)
             f.attrs["seconds"] = time.time() - started
-    log.info("wrote %s in %.0f s", out, time.time() - started)
+    log.info(
+        "wrote %s in %.0f s%s", out, time.time() - started, f"; unresolved: {', '.join(unresolved)}" * bool(unresolved)
+    )
 
 
 def operator_parser(doc: str) -> argparse.ArgumentParser:
@@ -228,47 +191,24 @@ def operator_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--run", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--chunk-size", type=int, default=16384)
-    parser.add_argument("--memory-budget-gb", type=float, default=0.3)
-    parser.add_argument("--variant", default="corrected")
+    parser.add_argument(
+        "--analysis", help="analysis settings as JSON (config.AnalysisSpec fields); default the schema's"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads, and the operator's chunk workers")
     return parser
 
 
-def operator_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Parse-result to keyword arguments; also sets up logging and torch's threads."""
+def parse_operator_args(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, AnalysisSpec]:
+    """Parsed arguments and the resolved spec; also sets up logging and torch's threads."""
+    args = operator_parser(doc).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     th.set_num_threads(args.threads)
-    return {
-        "dtype": args.dtype,
-        "device": args.device,
-        "chunk_size": args.chunk_size,
-        "memory_budget": args.memory_budget_gb * 1e9,
-        "variant": args.variant,
-        "workers": args.threads,
-    }
+    return args, AnalysisSpec.from_json(args.analysis)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = operator_parser(__doc__)
-    parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--solver", choices=SOLVERS, default="lanczos")
-    parser.add_argument("--tol", type=float, default=1e-4)
-    parser.add_argument("--max-matvecs", type=int)
-    args = parser.parse_args(argv)
-    options = operator_options(args)
-    analyse(
-        args.run,
-        args.data,
-        args.out,
-        k=args.k,
-        solver=args.solver,
-        tol=args.tol,
-        max_matvecs=args.max_matvecs,
-        **options,
-    )
+    args, spec = parse_operator_args(__doc__, argv)
+    analyse(args.run, args.data, args.out, spec, workers=args.threads)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 H v = sum_c (n_c / N) H_c v, H_c the Hessian of the mean loss over chunk c. For each chunk the gradient
 graph (``create_graph=True``) is built once and reused by every matvec while a memory budget allows;
-chunks beyond the budget rebuild theirs at every matvec. Measured on CPU (reference platform notes) this
+chunks beyond the budget rebuild theirs at every matvec. Measured on CPU (docs/reference.md P4) this
 is the fastest double-backward path and bounds memory; on any device the same code runs.
 
 On CPU, ``workers`` > 1 spreads the chunks of a matvec over that many threads, each running torch with one

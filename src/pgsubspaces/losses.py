@@ -2,7 +2,7 @@
 
 Every loss is a mean over samples of a per-sample term, so the loss of a dataset is the size-weighted sum
 of its chunks' losses: that is what lets ``hessian.HessianOperator`` work chunk by chunk. All are losses to
-be *minimised* (reference §3):
+be *minimised* (docs/reference.md §3):
 
 - PPO actor: -mean(min(A r, A clip(r, 1-eps, 1+eps))) + ent_coef * (-mean(entropy)), r = exp(log pi - log pi_old),
   A normalised over the batch given (SB3's ``normalize_advantage``).
@@ -165,11 +165,11 @@ class SACActorLoss(FlatLoss):
 
     def __init__(self, policy: SACPolicy, batch, ent_coef: float, variant: str = "corrected"):
         super().__init__(policy, "sac", "actor", batch)
-        self.ent_coef, self.q_has_gradient = ent_coef, _check_variant(variant) == "corrected"
+        self.ent_coef, self.q_has_gradient = ent_coef, check_variant(variant) == "corrected"
 
     def forward(self, b: dict[str, th.Tensor]) -> th.Tensor:
         actions, log_prob = squashed_sample(self.policy, b["observations"], b["actor_noise"])
-        if not self.q_has_gradient:  # the paper-era code computed Q under no_grad (reference §3.2)
+        if not self.q_has_gradient:  # the paper-era code computed Q under no_grad (docs/reference.md §3.2)
             actions = actions.detach()
         q = th.min(th.cat(self.policy.critic(b["observations"], actions), dim=1), dim=1).values
         return self.ent_coef * log_prob - q
@@ -179,10 +179,10 @@ def sac_targets(policy: SACPolicy, batch, ent_coef: float, gamma: float, variant
     """y = r + gamma (1 - done) (min_i Qtarget_i(s', a') - alpha log pi(a'|s')), shape (n,), no gradient.
 
     ``done`` is a termination (dones without timeouts) in the corrected variant, any episode end in the
-    original one (its analysis buffer lost the timeouts, reference §2.4).
+    original one (its analysis buffer lost the timeouts, docs/reference.md §2.4).
     """
     done = batch["dones"].float()
-    if _check_variant(variant) == "corrected":
+    if check_variant(variant) == "corrected":
         done = done * (1 - batch["timeouts"].float())
     take_over(policy)
     with th.no_grad():
@@ -202,7 +202,7 @@ class SACCriticLoss(FlatLoss):
         return 0.5 * sum((q.flatten() - b["targets"]) ** 2 for q in qs)
 
 
-def _check_variant(variant: str) -> str:
+def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"loss variant {variant!r}; expected one of {VARIANTS}")
     return variant

@@ -1,4 +1,4 @@
-"""The paper's metrics (reference §6-7): gradient subspace fraction, subspace overlap, training phases.
+"""The paper's metrics (docs/reference.md §6-7): gradient subspace fraction, subspace overlap, training phases.
 
 Symbols follow the paper: V_k holds the top-k eigenvectors as orthonormal columns, g is a gradient.
 """
@@ -39,29 +39,39 @@ def random_subspace_fraction(gradients: np.ndarray, k: int, rng: np.random.Gener
     return subspace_fraction(basis, g)
 
 
+def combined_order(actor_values: np.ndarray, critic_values: np.ndarray, k: int) -> list[tuple[str, int]]:
+    """The original's "combined loss" merge: the top k of both descending lists by eigenvalue (ties go to
+    the critic), as (network, index) pairs."""
+    order: list[tuple[str, int]] = []
+    i = j = 0
+    while len(order) < k and (i < len(actor_values) or j < len(critic_values)):
+        if i >= len(actor_values) or (j < len(critic_values) and critic_values[j] >= actor_values[i]):
+            order.append(("critic", j))
+            j += 1
+        else:
+            order.append(("actor", i))
+            i += 1
+    return order
+
+
 def combined_eigenvectors(
     actor_values: np.ndarray, actor_vectors: np.ndarray, critic_values: np.ndarray, critic_vectors: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The original's "combined loss" subspace: the top k of both descending lists merged by eigenvalue
-    (ties go to the critic), each vector zero-padded into [actor; critic] coordinates.
+    """The combined subspace (``combined_order``), each vector zero-padded into [actor; critic] coordinates.
 
     Returns:
         eigenvalues (k,) descending and eigenvectors (n_actor + n_critic, k), orthonormal.
     """
     n_actor, n_critic = actor_vectors.shape[0], critic_vectors.shape[0]
     values, vectors = [], []
-    i = j = 0
-    while len(values) < k and (i < len(actor_values) or j < len(critic_values)):
-        take_critic = i >= len(actor_values) or (j < len(critic_values) and critic_values[j] >= actor_values[i])
+    for net, index in combined_order(actor_values, critic_values, k):
         column = np.zeros(n_actor + n_critic)
-        if take_critic:
-            values.append(critic_values[j])
-            column[n_actor:] = critic_vectors[:, j]
-            j += 1
+        if net == "critic":
+            values.append(critic_values[index])
+            column[n_actor:] = critic_vectors[:, index]
         else:
-            values.append(actor_values[i])
-            column[:n_actor] = actor_vectors[:, i]
-            i += 1
+            values.append(actor_values[index])
+            column[:n_actor] = actor_vectors[:, index]
         vectors.append(column)
     return np.array(values), np.stack(vectors, axis=1)
 
@@ -91,11 +101,11 @@ def smoothed(steps: np.ndarray, values: np.ndarray, smoothing_steps: float) -> n
 def training_phases(
     steps: np.ndarray,
     returns: np.ndarray,
-    smoothing_steps: float = 20_000,
-    training_threshold: float = 0.1,
-    convergence_threshold: float = 0.9,
+    smoothing_steps: float,
+    training_threshold: float,
+    convergence_threshold: float,
 ) -> Phases:
-    """The paper's phase criterion (section 4.2, reference §7) on one seed's training-return curve.
+    """The paper's phase criterion (paper section 4.2, docs/reference.md §7) on one seed's training-return curve.
 
     The curve is smoothed with a window of ``smoothing_steps`` (``smoothed``) and rescaled to
     rel_i = (s_i - s_0) / (max s - s_0). Training starts at the first rel > ``training_threshold``; convergence

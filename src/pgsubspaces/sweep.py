@@ -4,7 +4,7 @@
     python -m pgsubspaces.sweep table --summaries RUN/training.json ... --tables DIR --entries JSON --out sweep.csv
 
 Configurations are points of a scrambled Sobol sequence (scipy.stats.qmc), mapped onto the ranges of the
-paper's Table 1 (reference §9, the original's tuning spaces): continuous ranges linearly or in log space,
+paper's Table 1 (docs/reference.md §9, the original's tuning spaces): continuous ranges linearly or in log space,
 categorical choices uniformly. The same (algo, n, seed) always gives the same table. Each configuration is
 trained and analysed by the main study's rules; ``table`` summarises every configuration, and the tuned
 (main-study) runs of the same task and algorithm, from their per-run tables (docs/tables.md).
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     draw = commands.add_parser("configurations", help="the drawn configurations of one algorithm as a table")
     draw.add_argument("--algo", required=True, choices=sorted(SPACES))
     draw.add_argument("--n", type=int, required=True)
-    draw.add_argument("--seed", type=int, default=0)
+    draw.add_argument("--seed", type=int, required=True)
     draw.add_argument("--fixed", nargs="*", default=[], metavar="NAME=VALUE", help="parameters not drawn")
     draw.add_argument("--out", required=True, type=Path)
     table = commands.add_parser("table", help="the summary table of every configuration and the tuned runs")
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         "--tables", required=True, type=Path, help="the per-run tables' folder (.../tables/<variant>/runs)"
     )
     table.add_argument("--entries", required=True, help="JSON list of {algo, task, steps, t1, t2}")
-    table.add_argument("--smoothing-steps", type=float, default=20_000)
+    table.add_argument("--smoothing-steps", type=float, required=True)
     table.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if args.command == "configurations":

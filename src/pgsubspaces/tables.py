@@ -1,11 +1,12 @@
 """Tidy CSV tables of one run from its run file and eigen files (columns documented in docs/tables.md).
 
-    python -m pgsubspaces.tables run --run RUN.h5 --eigen E0.h5 E1.h5 ... --out-dir DIR [--k-levels 1 2 5 ...]
+    python -m pgsubspaces.tables run --run RUN.h5 --eigen E0.h5 E1.h5 ... --out-dir DIR [--t1 0 ...] [--analysis JSON]
     python -m pgsubspaces.tables merge RUN_DIR ... --out-dir DIR
     python -m pgsubspaces.tables finding-ii results/<experiment>/tables/<variant>/fractions.csv
 
 Writes fractions.csv, overlaps.csv, phases.csv, curves.csv and spectra.csv for the run; ``merge`` concatenates
-the per-run tables of an experiment.
+the per-run tables of an experiment. Every fraction and overlap carries a bound on its error from the
+eigensolver (``subspace_bound``; docs/eigen-accuracy.md) and whether that is within ``analysis.subspace_tol``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import h5py
 import numpy as np
 
 from pgsubspaces.atomic import atomic_path
+from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.metrics import (
+    Phases,
     combined_eigenvectors,
+    combined_order,
     random_subspace_fraction,
     subspace_fraction,
     subspace_overlap,
@@ -31,14 +35,13 @@ from pgsubspaces.runfile import RunFile, RunFileError
 
 log = logging.getLogger("pgsubspaces.tables")
 
-K_LEVELS = (1, 2, 5, 10, 20, 50, 100)
-OVERLAP_T1 = (0, 10_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
 TABLES = {
     "fractions": (
         "algo",
         "task",
         "seed",
         "step",
+        "phase",
         "net",
         "gradient",
         "hessian",
@@ -47,8 +50,23 @@ TABLES = {
         "fraction",
         "chance",
         "random_control",
+        "subspace_bound",
+        "resolved",
     ),
-    "overlaps": ("algo", "task", "seed", "net", "k", "t1", "t2", "overlap"),
+    "overlaps": (
+        "algo",
+        "task",
+        "seed",
+        "net",
+        "k",
+        "n_params",
+        "t1",
+        "t2",
+        "overlap",
+        "chance",
+        "subspace_bound",
+        "resolved",
+    ),
     "phases": ("algo", "task", "seed", "end_initial", "start_convergence", "n_initial", "n_training", "n_convergence"),
     "curves": ("algo", "task", "seed", "curve", "step", "value"),
     "spectra": ("algo", "task", "seed", "step", "net", "hessian", "kind", "index", "eigenvalue"),
@@ -79,6 +97,12 @@ class EigenFile:
                     for net in ("actor", "critic")
                     for h in ("precise", "minibatch")
                 }
+                self.bounds = {
+                    (net, h): f[f"{net}/{h}/subspace_bounds"][()]
+                    for net in ("actor", "critic")
+                    for h in ("precise", "minibatch")
+                }
+                self.subspace_tol = float(f.attrs["subspace_tol"])
                 self.gradient = {net: f[f"{net}/precise/gradient"][()] for net in ("actor", "critic")}
                 self.gradients = {net: f[f"{net}/minibatch/gradients"][()] for net in ("actor", "critic")}
                 self.all_values = {
@@ -100,6 +124,15 @@ class EigenFile:
             k,
         )[1]
 
+    def subspace_bound(self, net: str, hessian: str, k: int) -> float:
+        """The bound on sin of the largest principal angle between the computed and the true top-k subspace.
+        Combined: the larger of its actor and critic parts' bounds (the merge order taken as right)."""
+        if net != "combined":
+            return float(self.bounds[net, hessian][k - 1])
+        order = combined_order(self.values["actor", hessian], self.values["critic", hessian], k)
+        counts = {part: sum(net == part for net, _ in order) for part in ("actor", "critic")}
+        return max((float(self.bounds[part, hessian][j - 1]) for part, j in counts.items() if j > 0), default=0.0)
+
     def gradients_of(self, net: str, kind: str) -> np.ndarray:
         """Precise gradient (1, n) or mini-batch gradients (m, n); combined = [actor; critic]."""
         if net == "combined":
@@ -107,18 +140,26 @@ class EigenFile:
         return np.atleast_2d(self.gradient[net] if kind == "precise" else self.gradients[net])
 
 
-def fraction_rows(identity: tuple, eigen: EigenFile, k_levels: Sequence[int], rng: np.random.Generator):
+def control_rng(control_seed: int, run_seed: int, step: int) -> np.random.Generator:
+    """The random-subspace control's generator of one checkpoint: seeded by (tables seed, run seed, step),
+    so it does not depend on which other checkpoints a run has."""
+    return np.random.default_rng([control_seed, max(run_seed, 0), step])
+
+
+def fraction_rows(identity: tuple, eigen: EigenFile, k_levels: Sequence[int], phase: str, rng: np.random.Generator):
     for net in ("actor", "critic", "combined"):
         for hessian in ("precise", "minibatch"):
             available = eigen.vectors[("actor" if net == "combined" else net), hessian].shape[1]
             for k in (k for k in k_levels if k <= available):
                 basis = eigen.subspace(net, hessian, k)
+                bound = eigen.subspace_bound(net, hessian, k)
                 for gradient in ("precise", "minibatch"):
                     g = eigen.gradients_of(net, gradient)
                     n = g.shape[1]
                     yield (
                         *identity,
                         eigen.step,
+                        phase,
                         net,
                         gradient,
                         hessian,
@@ -127,10 +168,13 @@ def fraction_rows(identity: tuple, eigen: EigenFile, k_levels: Sequence[int], rn
                         subspace_fraction(basis, g),
                         k / n,
                         random_subspace_fraction(g, k, rng),
+                        bound,
+                        bound <= eigen.subspace_tol,
                     )
 
 
 def overlap_rows(identity: tuple, eigens: list[EigenFile], k_levels: Sequence[int], t1_levels: Sequence[int]):
+    """S_overlap(t1, t2) for t2 >= t1; its bound is the sum of both subspaces' bounds (docs/eigen-accuracy.md)."""
     by_step = {e.step: e for e in eigens}
     for net in ("actor", "critic", "combined"):
         for t1 in (t for t in t1_levels if t in by_step):
@@ -138,49 +182,41 @@ def overlap_rows(identity: tuple, eigens: list[EigenFile], k_levels: Sequence[in
             available = first.vectors[("actor" if net == "combined" else net), "precise"].shape[1]
             for k in (k for k in k_levels if k <= available):
                 v1 = first.subspace(net, "precise", k)
+                n = v1.shape[0]
                 for t2 in sorted(s for s in by_step if s >= t1):
-                    overlap = 1.0 if t2 == t1 else subspace_overlap(v1, by_step[t2].subspace(net, "precise", k))
-                    yield (*identity, net, k, t1, t2, overlap)
+                    second = by_step[t2]
+                    if t2 == t1:
+                        overlap, bound = 1.0, 0.0
+                    else:
+                        overlap = subspace_overlap(v1, second.subspace(net, "precise", k))
+                        bound = min(
+                            1.0, first.subspace_bound(net, "precise", k) + second.subspace_bound(net, "precise", k)
+                        )
+                    resolved = bound <= min(first.subspace_tol, second.subspace_tol)
+                    yield (*identity, net, k, n, t1, t2, overlap, k / n, bound, resolved)
 
 
-def make_tables(
-    run_path: Path,
-    eigen_paths: Sequence[Path],
-    out_dir: Path,
-    k_levels=K_LEVELS,
-    t1_levels=OVERLAP_T1,
-    smoothing_steps: float = 20_000,
-    thresholds=(0.1, 0.9),
-    seed: int = 0,
-    spectrum_paths: Sequence[Path] = (),
-) -> None:
-    """The five tables of one run, written atomically into ``out_dir``; ``spectrum_paths``: full spectra."""
-    eigens = sorted((EigenFile(p) for p in eigen_paths), key=lambda e: e.step)
-    with RunFile(run_path) as run:
-        identity = (run.algo, str(run.attrs.get("task", "")), int(run.attrs.get("seed", -1)))
-        curves = run.curves()
-    rng = np.random.default_rng(seed)
-    write_table(
-        out_dir / "fractions.csv",
-        "fractions",
-        (row for eigen in eigens for row in fraction_rows(identity, eigen, k_levels, rng)),
+def run_phases(run_path: Path, curves: dict[str, np.ndarray], spec: AnalysisSpec) -> Phases | None:
+    """The paper's phases of the run's training-return curve, or None (fewer than two points)."""
+    steps = curves.get("rollouts/step", np.zeros(0))
+    if len(steps) < 2:
+        log.warning("%s: fewer than two training-return points, no phases", run_path)
+        return None
+    return training_phases(
+        steps, curves["rollouts/mean_return"], spec.smoothing_steps, spec.training_threshold, spec.convergence_threshold
     )
-    write_table(out_dir / "overlaps.csv", "overlaps", overlap_rows(identity, eigens, k_levels, t1_levels))
-    curve_rows = []
+
+
+def curve_rows(identity: tuple, curves: dict[str, np.ndarray]) -> list[tuple]:
+    rows = []
     for name, key in (("eval", "eval/mean_return"), ("train", "rollouts/mean_return")):
         steps = curves.get(key.split("/")[0] + "/step", np.zeros(0))
-        curve_rows += [(*identity, name, int(s), float(v)) for s, v in zip(steps, curves.get(key, []))]
-    write_table(out_dir / "curves.csv", "curves", curve_rows)
-    phase_rows = []
-    train_steps = curves.get("rollouts/step", np.zeros(0))
-    if len(train_steps) >= 2:
-        phases = training_phases(train_steps, curves["rollouts/mean_return"], smoothing_steps, *thresholds)
-        counts = [sum(phases.of(e.step) == p for e in eigens) for p in ("initial", "training", "convergence")]
-        phase_rows.append((*identity, phases.end_initial, phases.start_convergence, *counts))
-    else:
-        log.warning("%s: fewer than two training-return points, no phases", run_path)
-    write_table(out_dir / "phases.csv", "phases", phase_rows)
-    spectrum_rows = []
+        rows += [(*identity, name, int(s), float(v)) for s, v in zip(steps, curves.get(key, []))]
+    return rows
+
+
+def spectrum_rows(identity: tuple, eigens: list[EigenFile], spectrum_paths: Sequence[Path]) -> list[tuple]:
+    rows = []
     for eigen in eigens:
         for net in ("actor", "critic"):
             for hessian in ("precise", "minibatch"):
@@ -188,14 +224,49 @@ def make_tables(
                     values, kind = eigen.all_values[net], "all"
                 else:
                     values, kind = eigen.values[net, hessian], "top_k"
-                spectrum_rows += [
-                    (*identity, eigen.step, net, hessian, kind, i, float(v)) for i, v in enumerate(values)
-                ]
+                rows += [(*identity, eigen.step, net, hessian, kind, i, float(v)) for i, v in enumerate(values)]
     for path in spectrum_paths:
         step, spectra = read_spectrum(path)
         for net, values in spectra.items():
-            spectrum_rows += [(*identity, step, net, "precise", "all", i, float(v)) for i, v in enumerate(values)]
-    write_table(out_dir / "spectra.csv", "spectra", spectrum_rows)
+            rows += [(*identity, step, net, "precise", "all", i, float(v)) for i, v in enumerate(values)]
+    return rows
+
+
+def make_tables(
+    run_path: Path,
+    eigen_paths: Sequence[Path],
+    out_dir: Path,
+    spec: AnalysisSpec,
+    t1_levels: Sequence[int],
+    spectrum_paths: Sequence[Path] = (),
+) -> None:
+    """The five tables of one run, written atomically into ``out_dir``; ``spectrum_paths``: full spectra."""
+    eigens = sorted((EigenFile(p) for p in eigen_paths), key=lambda e: e.step)
+    with RunFile(run_path) as run:
+        identity = (run.algo, str(run.attrs.get("task", "")), int(run.attrs.get("seed", -1)))
+        curves = run.curves()
+    phases = run_phases(run_path, curves, spec)
+    phase_of = phases.of if phases is not None else (lambda step: "")
+    fractions = (
+        row
+        for eigen in eigens
+        for row in fraction_rows(
+            identity,
+            eigen,
+            spec.k_levels,
+            phase_of(eigen.step),
+            control_rng(spec.control_seed, identity[2], eigen.step),
+        )
+    )
+    write_table(out_dir / "fractions.csv", "fractions", fractions)
+    write_table(out_dir / "overlaps.csv", "overlaps", overlap_rows(identity, eigens, spec.k_levels, t1_levels))
+    write_table(out_dir / "curves.csv", "curves", curve_rows(identity, curves))
+    phase_rows = []
+    if phases is not None:
+        counts = [sum(phases.of(e.step) == p for e in eigens) for p in ("initial", "training", "convergence")]
+        phase_rows.append((*identity, phases.end_initial, phases.start_convergence, *counts))
+    write_table(out_dir / "phases.csv", "phases", phase_rows)
+    write_table(out_dir / "spectra.csv", "spectra", spectrum_rows(identity, eigens, spectrum_paths))
 
 
 def read_spectrum(path: Path) -> tuple[int, dict[str, np.ndarray]]:
@@ -237,11 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--run", required=True, type=Path)
     run.add_argument("--eigen", required=True, nargs="+", type=Path)
     run.add_argument("--out-dir", required=True, type=Path)
-    run.add_argument("--k-levels", type=int, nargs="+", default=list(K_LEVELS))
-    run.add_argument("--t1", type=int, nargs="+", default=list(OVERLAP_T1))
-    run.add_argument("--smoothing-steps", type=float, default=20_000)
-    run.add_argument("--thresholds", type=float, nargs=2, default=[0.1, 0.9], help="training, convergence")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--t1", type=int, nargs="*", default=[], help="overlap references t1 (those with an eigen file)")
+    run.add_argument("--analysis", help="analysis settings as JSON (config.AnalysisSpec fields); default the schema's")
     run.add_argument("--spectra", nargs="*", type=Path, default=[], help="full-spectrum files of the run")
     together = commands.add_parser("merge", help="concatenate the tables of several runs")
     together.add_argument("runs", nargs="+", type=Path, help="per-run table folders")
@@ -266,17 +334,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nfinding (ii) holds at all {len(rows)} checkpoints (precise gradient, precise Hessian, k = largest)")
         return
     if args.command == "run":
-        make_tables(
-            args.run,
-            args.eigen,
-            args.out_dir,
-            args.k_levels,
-            args.t1,
-            args.smoothing_steps,
-            args.thresholds,
-            args.seed,
-            args.spectra,
-        )
+        spec = AnalysisSpec.from_json(args.analysis)
+        make_tables(args.run, args.eigen, args.out_dir, spec, args.t1, args.spectra)
     else:
         for name in TABLES:
             merge([folder / f"{name}.csv" for folder in args.runs], args.out_dir / f"{name}.csv")

@@ -1,0 +1,124 @@
+"""From a checkpoint to its losses: the analysis data file read back, its batches as tensors, and the
+actor and critic losses of the checkpoint's networks on them (used by eigen, spectrum and the tests).
+
+    batches = read_batches(run, data_path)                  # precise set, mini-batches, offsets
+    loss = checkpoint_loss(run, batches.step, "actor", to_tensors(batches.precise, device, dtype), variant)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch as th
+
+from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
+from pgsubspaces.losses import FlatLoss, make_loss
+from pgsubspaces.runfile import RunFile, RunFileError, build_policy
+
+DTYPES = {"float32": th.float32, "float64": th.float64}
+CPU_GRAPH_BUDGET_GB = 0.3  # keeps an N = 1e6 PPO actor solve under 1.5 GB on a laptop (README benchmark)
+
+
+@dataclasses.dataclass
+class Batches:
+    """The analysis samples of one checkpoint as numpy arrays (SAC: transitions joined with their noise).
+
+    Attributes:
+        step: the checkpoint's env step.
+        precise: the precise set (PPO: fresh on-policy samples; SAC: the replay buffer or fresh transitions).
+        minibatch: the mini-batches, concatenated.
+        offsets: mini-batch i is ``minibatch[offsets[i]:offsets[i + 1]]``.
+        seed: the data file's seed (derived per checkpoint; the solvers' start vectors use it too).
+    """
+
+    step: int
+    precise: dict[str, np.ndarray]
+    minibatch: dict[str, np.ndarray]
+    offsets: np.ndarray
+    seed: int
+
+    def minibatches(self) -> Iterator[dict[str, np.ndarray]]:
+        for start, stop in zip(self.offsets, self.offsets[1:]):
+            yield {key: value[start:stop] for key, value in self.minibatch.items()}
+
+
+def read_batches(run: RunFile, data_path: Path) -> Batches:
+    """The batches of a data file (``pgsubspaces.analysis_data``) of ``run``; a named error if unreadable."""
+    try:
+        f = h5py.File(data_path, "r")
+    except OSError as error:
+        raise RunFileError(f"{data_path}: not a readable HDF5 file, corrupt or truncated ({error})") from None
+    with f:
+        if f.attrs.get("format") != DATA_FORMAT:
+            raise RunFileError(
+                f"{data_path}: attribute 'format' is {f.attrs.get('format')!r}, expected {DATA_FORMAT!r}"
+            )
+        try:
+            precise = {key: value[()] for key, value in f["precise"].items() if isinstance(value, h5py.Dataset)}
+            minibatch = {key: value[()] for key, value in f["minibatch"].items()}
+            source = dict(f["precise"].attrs)
+            transitions = None
+            if "transitions" in f["precise"]:
+                transitions = {key: value[()] for key, value in f["precise/transitions"].items()}
+            step, seed = int(f.attrs["step"]), int(f.attrs.get("seed", 0))
+        except (KeyError, OSError) as error:
+            raise RunFileError(f"{data_path}: cannot read the analysis data ({error}); rerun the data rule") from None
+    offsets = minibatch.pop("batch_offsets")
+    if run.algo == "sac":
+        transitions = transitions if transitions is not None else run.replay(step)
+        if source.get("kind") == "replay" and len(transitions["rewards"]) != len(precise["actor_noise"]):
+            raise RunFileError(
+                f"{data_path}: noise for {len(precise['actor_noise'])} samples, replay has "
+                f"{len(transitions['rewards'])}: the data belongs to another run file"
+            )
+        indices = minibatch.pop("indices")
+        minibatch.update({key: value[indices] for key, value in transitions.items()})
+        precise.update(transitions)
+    return Batches(step, precise, minibatch, offsets, seed)
+
+
+def to_tensors(batch: dict[str, np.ndarray], device, dtype: th.dtype) -> dict[str, th.Tensor]:
+    """A batch on ``device``; floating-point arrays in ``dtype``, integer ones as they are."""
+    out = {}
+    for key, value in batch.items():
+        tensor = th.as_tensor(value, device=device)
+        out[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    return out
+
+
+def loss_settings(run: RunFile, step: int) -> dict[str, Any]:
+    """The hyperparameters the losses need, with SAC's entropy coefficient at this checkpoint."""
+    settings: dict[str, Any] = dict(run.config("hyperparameters"))
+    if run.algo == "sac":
+        settings["ent_coef_value"] = float(run.checkpoint_attrs(step)["ent_coef"])
+    return settings
+
+
+def checkpoint_loss(
+    run: RunFile, step: int, net: str, batch: dict[str, th.Tensor], variant: str, device, dtype: th.dtype
+) -> FlatLoss:
+    """The ``net`` loss of the checkpoint at ``step`` on ``batch``, its policy on ``device`` in ``dtype``."""
+    policy = build_policy(run, step).to(device=device, dtype=dtype)
+    return make_loss(run.algo, net, policy, batch, loss_settings(run, step), variant)
+
+
+def resolve_device(device: str) -> th.device:
+    if device == "auto":
+        return th.device("cuda" if th.cuda.is_available() else "cpu")
+    return th.device(device)
+
+
+def graph_budget_bytes(budget_gb: float | None, device: th.device) -> float:
+    """Bytes of gradient graphs the Hessian operator may keep alive; ``None``: the laptop CPU value, or half
+    the free memory of a GPU."""
+    if budget_gb is not None:
+        return budget_gb * 1e9
+    if device.type == "cuda":
+        free, _ = th.cuda.mem_get_info(device)
+        return free / 2
+    return CPU_GRAPH_BUDGET_GB * 1e9
