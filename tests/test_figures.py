@@ -45,9 +45,14 @@ def phase_of(algo: str, step: int) -> str:
     return "initial" if step <= last / 3 else "convergence" if step >= 2 * last / 3 else "training"
 
 
-def unresolved_row(algo, task, seed, step, net, hessian, k) -> bool:
-    """A few unresolved values: SAC actor's largest k at step 2000, seed 1 (Pendulum), precise Hessian."""
-    return (algo, task, seed, step, net, hessian, k) == ("sac", "Pendulum", 1, 2000, "actor", "precise", 50)
+UNRESOLVED = {  # (algo, task, seed, step, net, hessian, k): the actor's largest k of one seed, precise Hessian
+    ("sac", "Pendulum", 1, 2000, "actor", "precise", 50),  # the only checkpoint of SAC's training phase
+    ("ppo", "Pendulum", 0, 16384, "actor", "precise", 50),  # one of two in PPO's
+}
+
+
+def unresolved_row(*row) -> bool:
+    return row in UNRESOLVED
 
 
 def fraction_table(unresolved=unresolved_row) -> pd.DataFrame:
@@ -74,7 +79,9 @@ def fraction_table(unresolved=unresolved_row) -> pd.DataFrame:
 def overlap_table() -> pd.DataFrame:
     rng = np.random.default_rng(1)
     rows = []
-    for algo, task, seed, net, k in itertools.product(("ppo", "sac"), TASKS, SEEDS, ("actor", "critic", "combined"), K_LEVELS):
+    for algo, task, seed, net, k in itertools.product(
+        ("ppo", "sac"), TASKS, SEEDS, ("actor", "critic", "combined"), K_LEVELS
+    ):
         for t1 in T1[algo]:
             for t2 in (s for s in STEPS[algo] if s >= t1):
                 bad = (algo, task, seed, net, k, t1, t2) == ("sac", "Pendulum", 0, "critic", 50, 1000, 3000)
@@ -126,7 +133,9 @@ def spectrum_table() -> pd.DataFrame:
     for task, net in itertools.product(TASKS, ("actor", "critic")):
         values = np.sort(pendulum_like_spectrum(N_PARAMS["ppo", net], rng))[::-1]
         rows += [
-            dict(algo="ppo", task=task, seed=0, step=40960, net=net, hessian="precise", kind="all", index=i, eigenvalue=v)
+            dict(
+                algo="ppo", task=task, seed=0, step=40960, net=net, hessian="precise", kind="all", index=i, eigenvalue=v
+            )
             for i, v in enumerate(values)
         ]
     return pd.DataFrame(rows)
@@ -189,7 +198,7 @@ def panels(fig):
     return [ax for ax in fig.axes if ax.axison]
 
 
-# -- chance levels -------------------------------------------------------------------------------------------------
+# -- chance levels ---------------------------------------------------------------------------------------------------
 
 
 def test_overlap_panels_draw_each_networks_chance_level(tables):
@@ -250,7 +259,7 @@ def test_overlap_curves_give_each_algorithm_its_own_axis(tables, t1):
     assert ("$t_1$ = 1,000" if t1 == 8192 else "$t_1$ = 500") in sac  # SAC's nearest t1, resp. its first after 0
 
 
-# -- Fig. 1: bins fitted to the data ----------------------------------------------------------------------------------
+# -- Fig. 1: bins fitted to the data ---------------------------------------------------------------------------------
 
 
 def test_spectrum_bins_separate_the_bulk_from_the_outliers():
@@ -279,7 +288,7 @@ def test_eigenspectrum_histogram_shows_bulk_and_outliers(tables):
     assert heights.max() < 0.9 * len(values)  # no one bin swallows the spectrum
 
 
-# -- unresolved values --------------------------------------------------------------------------------------------------
+# -- unresolved values -----------------------------------------------------------------------------------------------
 
 
 def test_overlap_curves_mark_exactly_the_unresolved_points(tables):
@@ -291,20 +300,33 @@ def test_overlap_curves_mark_exactly_the_unresolved_points(tables):
     assert legend_texts(fig).count(UNRESOLVED_LABEL) == 1
 
 
-def test_fraction_curves_mark_the_unresolved_step_of_both_gradients(tables):
-    fig = fraction_by_k(tables, algo="sac")
+@pytest.mark.parametrize("algo, step", [("sac", 2000), ("ppo", 16384)])
+def test_fraction_curves_mark_the_unresolved_step_of_both_gradients(tables, algo, step):
+    fig = fraction_by_k(tables, algo=algo)
     marked = [(ax.get_title(), line.get_xdata().tolist()) for ax in panels(fig) for line in lines(ax, UNRESOLVED_GID)]
-    assert marked == [("Pendulum: SAC actor", [2000])] * 2  # precise and mini-batch gradient, precise Hessian
-    assert not any(lines(ax, UNRESOLVED_GID) for ax in panels(fraction_by_k(tables, algo="ppo")))
-    assert UNRESOLVED_LABEL not in legend_texts(fraction_by_k(tables, algo="ppo"))
+    # precise and mini-batch gradient in the precise Hessian's subspace
+    assert marked == [(f"Pendulum: {algo.upper()} actor", [step])] * 2
+    assert legend_texts(fig).count(UNRESOLVED_LABEL) == 1
+
+
+def test_no_unresolved_entry_when_everything_is_resolved(tmp_path):
+    fine = write_tables(tmp_path, fractions=fraction_table(unresolved=lambda *row: False))
+    for fig in (fraction_by_k(fine, algo="sac"), phase_bars(fine, net="actor")):
+        assert UNRESOLVED_LABEL not in legend_texts(fig)
+        assert not any(lines(ax, UNRESOLVED_GID) or any(p.get_gid() for p in ax.patches) for ax in fig.axes)
 
 
 def test_phase_bars_outline_a_mean_with_an_unresolved_seed(tables):
     fig = phase_bars(tables, net="actor")
     drawn = {c.get_label(): c.patches[0] for c in bars(fig.axes[0])}
-    # step 2000 of SAC (budget 4000) is in its training phase; the minibatch-Hessian combination stays resolved
+    # both unresolved checkpoints are in their run's training phase; the minibatch-Hessian combination stays
+    # resolved, and PPO's bar is outlined although its seed's other training checkpoint is resolved
     outlined = {label for label, patch in drawn.items() if patch.get_gid() == UNRESOLVED_GID}
-    assert outlined == {"Pendulum sac training precise/precise", "Pendulum sac training minibatch/precise"}
+    assert outlined == {
+        f"Pendulum {algo} training {gradient}/precise"
+        for algo in ("ppo", "sac")
+        for gradient in ("precise", "minibatch")
+    }
     for label, patch in drawn.items():
         phase = label.split()[2]
         face = to_rgba("white") if label in outlined else to_rgba(PHASE_COLORS[phase])
@@ -313,7 +335,7 @@ def test_phase_bars_outline_a_mean_with_an_unresolved_seed(tables):
     assert UNRESOLVED_LABEL not in legend_texts(phase_bars(tables, net="critic"))  # every critic value resolved
 
 
-# -- phases from the table ----------------------------------------------------------------------------------------------
+# -- phases from the table -------------------------------------------------------------------------------------------
 
 
 def test_phase_bars_take_the_phase_column_not_a_recomputed_one(tmp_path):
@@ -347,7 +369,7 @@ def test_rows_without_a_phase_are_left_out(tmp_path):
     assert "Pendulum SAC initial" in fig.axes[0].get_title(loc="left")
 
 
-# -- the tables' contract -----------------------------------------------------------------------------------------------
+# -- the tables' contract --------------------------------------------------------------------------------------------
 
 
 def test_tables_refuse_missing_columns_and_odd_resolved_values(tmp_path):

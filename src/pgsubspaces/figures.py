@@ -135,7 +135,8 @@ def _unit_axis(ax) -> None:
 
 
 def _chance_text(levels: dict[str, float], suffix: str = "") -> str:
-    """"k/n = 0.011", per network when they differ at two digits; a line at ~0.01 alone hugs the x axis."""
+    """The chance level as text (per network when they differ at two digits): a line at ~0.01 alone hugs
+    the x axis."""
     shown = {name: f"{level:.2g}" for name, level in levels.items()}
     if len(set(shown.values())) == 1:
         return f"k/n = {next(iter(shown.values()))}{suffix}"
@@ -162,7 +163,9 @@ def _marks_legend(chance: bool, unresolved: bool, bars: bool = False, chance_lab
     """Legend handles for the chance line and, only when some value is unresolved, the unresolved style."""
     handles = [Line2D([], [], label=chance_label, **CHANCE)] if chance else []
     if unresolved and bars:
-        handles.append(Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="0.3", linewidth=1.0, label=UNRESOLVED_LABEL))
+        handles.append(
+            Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="0.3", linewidth=1.0, label=UNRESOLVED_LABEL)
+        )
     elif unresolved:
         handles.append(Line2D([], [], linestyle="none", color="0.3", label=UNRESOLVED_LABEL, **UNRESOLVED_MARKER))
     return handles
@@ -179,7 +182,8 @@ def _grid(nrows: int, ncols: int, rel_width: float = 1.0, height_to_width: float
 
 
 # Fig. 1's bins: decades of |lambda| from this fraction of max|lambda| up; everything smaller shares the centre
-# bin. Below it the float32 Hessian's round-off (eps ~1e-7 of its norm) decides the eigenvalue.
+# bin. With float32 Hessian-vector products (analysis.dtype's default; eps ~1e-7 relative per entry, summed over
+# thousands of parameters) eigenvalues below it are round-off, not curvature.
 SPECTRUM_FLOOR = 1e-6
 
 
@@ -205,11 +209,15 @@ def spectrum_bins(values: np.ndarray, floor: float = SPECTRUM_FLOOR) -> tuple[np
     return edges, 10.0**low
 
 
+def _exponent(power_of_ten: float) -> int:
+    """The decade of a (signed) bin edge; log10 of a power of ten may land a hair off the integer."""
+    return int(np.rint(np.log10(abs(power_of_ten))))
+
+
 def _decade_ticks(edges: np.ndarray, threshold: float) -> list[float]:
     """0 and about four decades per side (every decade labelled would overlap)."""
-    exponents = np.log10(np.abs(edges[np.abs(edges) > threshold]))
-    top = int(exponents.max()) if len(exponents) else int(np.log10(threshold))
-    low = int(np.log10(threshold))
+    low = _exponent(threshold)
+    top = max((_exponent(edge) for edge in edges), default=low)
     step = max(1, int(np.ceil((top - low) / 4)))
     ticks = 10.0 ** np.arange(top, low - 1, -step)
     return sorted({0.0, *(t for t in ticks if t <= edges[-1]), *(-t for t in ticks if -t >= edges[0])})
@@ -240,7 +248,7 @@ def eigenspectrum(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
             hist_ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             hist_ax.set_yscale("log")
             hist_ax.set_ylim(bottom=0.5)  # a single eigenvalue still shows
-            hist_ax.set_xlabel(f"eigenvalue (centre bin: $|\\lambda| < 10^{{{int(np.log10(threshold))}}}$)")
+            hist_ax.set_xlabel(f"eigenvalue (centre bin: $|\\lambda| < 10^{{{_exponent(threshold)}}}$)")
             hist_ax.set_ylabel("count")
             which = "all" if len(full) else "top"
             hist_ax.set_title(f"{task}, {algo.upper()} {net}, step {step:,} ({which} {len(values)} eigenvalues)")
@@ -607,8 +615,7 @@ CAPTIONS = {
     "(as the tables assign it), for precise/mini-batch gradients and Hessians; mean and std over seeds." + MARKS,
     "fig2_fraction_phases_critic": "Fig. 2 (critic): as the actor panel, for the critic loss." + MARKS,
     "fig3_overlap": "Fig. 3: subspace overlap of the top-k precise Hessian eigenvectors between t1 and later t2, "
-    "actor (solid) and critic (dashed), one panel per algorithm on its own step axis; mean and std over seeds."
-    + MARKS,
+    "actor (solid) and critic (dashed), one panel per algorithm on its own step axis; mean and std over seeds." + MARKS,
     "fig4_learning_curves": "Fig. 4: evaluation return of the deterministic policy and training return; mean and "
     "std over seeds.",
     "fig5_fraction_ppo": "Fig. 5: PPO gradient subspace fraction through training for several k (chance line: "
