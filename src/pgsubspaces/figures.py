@@ -18,9 +18,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from pgsubspaces.atomic import atomic_path  # noqa: E402
-from pgsubspaces.style import ALGO_COLORS, ALGO_LABELS, OKABE_ITO, PHASE_COLORS, iclr2024  # noqa: E402
+from pgsubspaces.style import (  # noqa: E402
+    ALGO_COLORS,
+    ALGO_LABELS,
+    CHANCE,
+    CHANCE_LABEL,
+    OKABE_ITO,
+    PHASE_COLORS,
+    UNRESOLVED_LABEL,
+    UNRESOLVED_MARKER,
+    iclr2024,
+)
 
 log = logging.getLogger("pgsubspaces.figures")
 
@@ -33,6 +45,8 @@ COMBO_LABELS = (
 HATCHES = ("", "///", "xxx")
 PHASES = ("initial", "training", "convergence")
 LINESTYLES = {"actor": "-", "critic": "--", "combined": ":"}
+# artists the tests (and a reader of the PDF's structure) find by id
+CHANCE_GID, UNRESOLVED_GID = "chance", "unresolved"
 
 
 class Tables:
@@ -49,7 +63,11 @@ class Tables:
         if name not in self._cache:
             if name not in self.files or not self.files[name].exists():
                 raise FileNotFoundError(f"no {name}.csv in {self.where}; run the tables rules first")
-            self._cache[name] = pd.read_csv(self.files[name])
+            frame = pd.read_csv(self.files[name])
+            missing = sorted(set(REQUIRED.get(name, ())) - set(frame.columns))
+            if missing:
+                raise ValueError(f"{self.files[name]}: no column {', '.join(missing)} (docs/tables.md); rerun tables")
+            self._cache[name] = _parse_resolved(frame, self.files[name]) if "resolved" in frame else frame
         return self._cache[name]
 
     def tasks(self) -> list[str]:
@@ -59,6 +77,24 @@ class Tables:
         return [a for a in ("ppo", "sac") if a in set(self["curves"].algo)]
 
 
+# columns the figures read beyond the identity (docs/tables.md)
+REQUIRED = {
+    "fractions": ("phase", "chance", "resolved"),
+    "overlaps": ("chance", "resolved"),
+}
+
+
+def _parse_resolved(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``resolved`` as booleans; anything but True/False is an error, not silently 'resolved'."""
+    if frame.resolved.dtype == bool:
+        return frame
+    parsed = frame.resolved.astype(str).str.strip().str.lower().map({"true": True, "false": False})
+    if parsed.isna().any():
+        bad = sorted(set(frame.resolved[parsed.isna()].astype(str)))
+        raise ValueError(f"{path}: column resolved holds {bad}; expected True or False")
+    return frame.assign(resolved=parsed.astype(bool))
+
+
 def _band(ax, x, mean, std, **kwargs):
     line = ax.plot(x, mean, **kwargs)[0]
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -66,8 +102,73 @@ def _band(ax, x, mean, std, **kwargs):
 
 
 def _seed_stats(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
-    """Mean and population std (ddof 0, as the original) across seeds."""
-    return frame.groupby(by)[value].agg(mean="mean", std=lambda v: float(np.std(v))).reset_index()
+    """Mean and population std (ddof 0, as the original) across seeds; with a ``resolved`` column also
+    ``unresolved``: some contributing row is not resolved."""
+    grouped = frame.groupby(by)
+    stats = grouped[value].agg(mean="mean", std=lambda v: float(np.std(v)))
+    if "resolved" in frame:
+        stats["unresolved"] = ~grouped["resolved"].all()
+    return stats.reset_index()
+
+
+def _curve(ax, stats: pd.DataFrame, x: str, color, **kwargs) -> bool:
+    """Seed mean and std band, hollow markers on the unresolved points; True if any is unresolved."""
+    _band(ax, stats[x], stats["mean"], stats["std"], color=color, **kwargs)
+    unresolved = stats[stats["unresolved"]]
+    if len(unresolved):
+        ax.plot(
+            unresolved[x], unresolved["mean"], linestyle="none", markeredgecolor=color, gid=UNRESOLVED_GID,
+            zorder=4, **UNRESOLVED_MARKER,
+        )  # fmt: skip
+    return bool(len(unresolved))
+
+
+def _chance_line(ax, level: float) -> None:
+    """The chance level across the whole panel."""
+    ax.axhline(level, gid=CHANCE_GID, **CHANCE)
+
+
+def _unit_axis(ax) -> None:
+    """y in [0, 1] with room below 0, so a chance line at ~0.01 stands clear of the x axis."""
+    ax.set_ylim(-0.06, 1.03)
+    ax.spines["left"].set_bounds(0, 1)
+
+
+def _chance_text(levels: dict[str, float], suffix: str = "") -> str:
+    """The chance level as text (per network when they differ at two digits): a line at ~0.01 alone hugs
+    the x axis."""
+    shown = {name: f"{level:.2g}" for name, level in levels.items()}
+    if len(set(shown.values())) == 1:
+        return f"k/n = {next(iter(shown.values()))}{suffix}"
+    return "k/n = " + ", ".join(f"{value} ({name})" for name, value in shown.items()) + suffix
+
+
+def _chance_note(ax, levels: dict[str, float], suffix: str = "") -> None:
+    """The chance level's value written just above its line, at the panel's right (t1 lines are at the left)."""
+    ax.text(
+        0.98, max(levels.values()), _chance_text(levels, suffix), transform=ax.get_yaxis_transform(), ha="right",
+        va="bottom", fontsize=6, color=CHANCE["color"], gid=CHANCE_GID,
+    )  # fmt: skip
+
+
+def _chance_of(frame: pd.DataFrame) -> float:
+    """The one chance level of rows that share a network and k (k / n_params, from the table)."""
+    levels = frame.chance.unique()
+    if len(levels) != 1:
+        raise ValueError(f"rows of one network and k with chance levels {sorted(levels)}; expected one")
+    return float(levels[0])
+
+
+def _marks_legend(chance: bool, unresolved: bool, bars: bool = False, chance_label: str = CHANCE_LABEL) -> list:
+    """Legend handles for the chance line and, only when some value is unresolved, the unresolved style."""
+    handles = [Line2D([], [], label=chance_label, **CHANCE)] if chance else []
+    if unresolved and bars:
+        handles.append(
+            Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="0.3", linewidth=1.0, label=UNRESOLVED_LABEL)
+        )
+    elif unresolved:
+        handles.append(Line2D([], [], linestyle="none", color="0.3", label=UNRESOLVED_LABEL, **UNRESOLVED_MARKER))
+    return handles
 
 
 def _largest_k(fractions: pd.DataFrame, k: int | None) -> int:
@@ -80,10 +181,52 @@ def _grid(nrows: int, ncols: int, rel_width: float = 1.0, height_to_width: float
     return fig, axes
 
 
+# Fig. 1's bins: decades of |lambda| from this fraction of max|lambda| up; everything smaller shares the centre
+# bin. With float32 Hessian-vector products (analysis.dtype's default; eps ~1e-7 relative per entry, summed over
+# thousands of parameters) eigenvalues below it are round-off, not curvature.
+SPECTRUM_FLOOR = 1e-6
+
+
+def spectrum_bins(values: np.ndarray, floor: float = SPECTRUM_FLOOR) -> tuple[np.ndarray, float]:
+    """Symmetric decade bin edges fitted to the data, and the linear threshold of the symlog axis.
+
+    The centre bin is [-t, t] with t the decade at or below ``floor`` * max|lambda|; decades reach out to
+    the largest positive and the most negative value separately (a spectrum in -8 ... 356 gets edges
+    -10, -1, ... -t, t, ..., 1000)."""
+    values = np.asarray(values, dtype=np.float64)
+    top = float(np.max(np.abs(values))) if len(values) else 0.0
+    if top == 0.0:
+        return np.array([-1.0, 1.0]), 1.0
+    low = int(np.floor(np.log10(top * floor)))
+
+    def decades(extreme: float) -> np.ndarray:
+        if extreme <= 10.0**low:
+            return np.zeros(0)
+        return 10.0 ** np.arange(low + 1, int(np.ceil(np.log10(extreme))) + 1)
+
+    positive, negative = decades(values.max()), decades(-values.min())
+    edges = np.concatenate([-negative[::-1], [-(10.0**low), 10.0**low], positive])
+    return edges, 10.0**low
+
+
+def _exponent(power_of_ten: float) -> int:
+    """The decade of a (signed) bin edge; log10 of a power of ten may land a hair off the integer."""
+    return int(np.rint(np.log10(abs(power_of_ten))))
+
+
+def _decade_ticks(edges: np.ndarray, threshold: float) -> list[float]:
+    """0 and about four decades per side (every decade labelled would overlap)."""
+    low = _exponent(threshold)
+    top = max((_exponent(edge) for edge in edges), default=low)
+    step = max(1, int(np.ceil((top - low) / 4)))
+    ticks = 10.0 ** np.arange(top, low - 1, -step)
+    return sorted({0.0, *(t for t in ticks if t <= edges[-1]), *(-t for t in ticks if -t >= edges[0])})
+
+
 def eigenspectrum(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
-    """Fig. 1: eigenvalue histogram (symmetric log bins) and sorted eigenvalues, actor and critic, of the
-    full spectra (seed and checkpoint as computed by the spectrum rule); tasks without one show their top k
-    at the last analysed checkpoint of their first seed, and say so."""
+    """Fig. 1: eigenvalue histogram (symmetric decade bins fitted to the data, ``spectrum_bins``) and sorted
+    eigenvalues, actor and critic, of the full spectra (seed and checkpoint as computed by the spectrum rule);
+    tasks without one show their top k at the last analysed checkpoint of their first seed, and say so."""
     spectra = tables["spectra"]
     spectra = spectra[(spectra.algo == algo) & (spectra.hessian == "precise")]
     tasks = sorted(spectra.task.unique())
@@ -97,47 +240,49 @@ def eigenspectrum(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
         for col_offset, net in enumerate(("actor", "critic")):
             values = sub[(sub.seed == seed) & (sub.step == step) & (sub.net == net)].eigenvalue.to_numpy()
             hist_ax, sorted_ax = axes[2 * row + col_offset]
-            edges = np.concatenate([-np.logspace(4, -2, 7), [0], np.logspace(-2, 4, 7)])
+            edges, threshold = spectrum_bins(values)
             hist_ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, color=OKABE_ITO[0])
-            hist_ax.set_xscale("symlog", linthresh=1e-2)
-            hist_ax.set_xticks([-1e4, -1e2, -1, 0, 1, 1e2, 1e4])  # every decade labelled would overlap
+            hist_ax.set_xscale("symlog", linthresh=threshold, linscale=0.5)  # the centre bin as wide as a decade
+            hist_ax.set_xlim(edges[0], edges[-1])
+            hist_ax.set_xticks(_decade_ticks(edges, threshold))
             hist_ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             hist_ax.set_yscale("log")
-            hist_ax.set_xlabel("eigenvalue")
+            hist_ax.set_ylim(bottom=0.5)  # a single eigenvalue still shows
+            hist_ax.set_xlabel(f"eigenvalue (centre bin: $|\\lambda| < 10^{{{_exponent(threshold)}}}$)")
             hist_ax.set_ylabel("count")
             which = "all" if len(full) else "top"
             hist_ax.set_title(f"{task}, {algo.upper()} {net}, step {step:,} ({which} {len(values)} eigenvalues)")
             sorted_ax.plot(np.arange(len(values)), np.sort(values), ".", markersize=2, color=OKABE_ITO[3])
-            sorted_ax.set_yscale("symlog", linthresh=1e-2)
+            sorted_ax.set_yscale("symlog", linthresh=threshold, linscale=0.5)
+            sorted_ax.set_ylim(edges[0], edges[-1])  # the histogram's range, so the two panels read alike
+            sorted_ax.set_yticks(_decade_ticks(edges, threshold))
+            sorted_ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             sorted_ax.set_xlabel("index (ascending)")
             sorted_ax.set_ylabel("eigenvalue")
     return fig
 
 
 def _phase_means(tables: Tables, k: int, net: str) -> pd.DataFrame:
-    """Per (algo, task, combo, phase): mean and std across seeds of each seed's mean fraction in the phase."""
+    """Per (algo, task, combo, phase): mean and std across seeds of each seed's mean fraction in the phase,
+    the phase as the tables assigned it (rows of runs without phases are left out)."""
     fractions = tables["fractions"]
-    fractions = fractions[(fractions.k == k) & (fractions.net == net)].copy()
-    phases = tables["phases"].set_index(["algo", "task", "seed"])
-    labels = []
-    for algo, task, seed, step in fractions[["algo", "task", "seed", "step"]].itertuples(index=False):
-        row = phases.loc[(algo, task, seed)]
-        labels.append(
-            "initial" if step <= row.end_initial else "convergence" if step >= row.start_convergence else "training"
-        )
-    fractions["phase"] = labels
-    per_seed = fractions.groupby(["algo", "task", "gradient", "hessian", "phase", "seed"]).fraction.mean().reset_index()
-    return _seed_stats(per_seed, ["algo", "task", "gradient", "hessian", "phase"], "fraction")
+    fractions = fractions[(fractions.k == k) & (fractions.net == net) & fractions.phase.isin(PHASES)]
+    by = ["algo", "task", "gradient", "hessian", "phase"]
+    per_seed = fractions.groupby([*by, "seed"]).agg(fraction=("fraction", "mean"), resolved=("resolved", "all"))
+    return _seed_stats(per_seed.reset_index(), by, "fraction")
 
 
 def phase_bars(tables: Tables, net: str = "actor", k: int | None = None, **_) -> plt.Figure:
-    """Fig. 2: S_frac at the largest k per training phase, for the three gradient/Hessian combinations."""
-    k = _largest_k(tables["fractions"], k)
+    """Fig. 2: S_frac at the largest k per training phase, for the three gradient/Hessian combinations; the
+    chance level k/n of each algorithm's network over its bars, outlined bars where a seed's subspace is not
+    resolved."""
+    fractions = tables["fractions"]
+    k = _largest_k(fractions, k)
     stats = _phase_means(tables, k, net)
     tasks, algos = tables.tasks(), tables.algos()
     fig, axes = _grid(1, 1, height_to_width=0.45)
     ax = axes[0, 0]
-    position, ticks, missing = 0.0, [], []
+    position, ticks, missing, any_unresolved, any_chance = 0.0, [], [], False, False
     for task in tasks:
         for algo in algos:
             start = position
@@ -151,33 +296,46 @@ def phase_bars(tables: Tables, net: str = "actor", k: int | None = None, **_) ->
                         & (stats.hessian == combo[1])
                     ]
                     if len(match):
+                        unresolved = bool(match["unresolved"].iloc[0])
+                        any_unresolved |= unresolved
                         color = PHASE_COLORS[phase]
                         ax.bar(
                             position,
                             match["mean"].iloc[0],
                             yerr=match["std"].iloc[0],
                             width=0.85,
-                            color=color,
-                            edgecolor="black",
-                            linewidth=0.3,
+                            color="white" if unresolved else color,
+                            edgecolor=color if unresolved else "black",
+                            linewidth=1.0 if unresolved else 0.3,
                             hatch=hatch,
+                            gid=UNRESOLVED_GID if unresolved else None,
+                            label=f"{task} {algo} {phase} {combo[0]}/{combo[1]}",  # ax.containers, not a legend
                             error_kw={"elinewidth": 0.6, "capsize": 1.5, "ecolor": "0.3"},
                         )
                     elif combo == COMBOS[0]:
                         missing.append(f"{task} {ALGO_LABELS[algo]} {phase}")
                     position += 1
-            ticks.append(((start + position - 1) / 2, f"{ALGO_LABELS[algo]}\n{task}"))
+            group = fractions[(fractions.algo == algo) & (fractions.task == task) & (fractions.net == net)]
+            group = group[group.k == k]
+            label = f"{ALGO_LABELS[algo]}\n{task}"
+            if len(group) and position > start:
+                chance = _chance_of(group)
+                ax.plot([start - 0.5, position - 0.5], [chance] * 2, gid=CHANCE_GID, **CHANCE)
+                label += "\n" + _chance_text({net: chance})
+                any_chance = True
+            ticks.append(((start + position - 1) / 2, label))
             position += 1
         position += 1
     ax.set_xticks([t for t, _ in ticks], [label for _, label in ticks])
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel(f"gradient subspace fraction ({net}, k = {k})")
+    ax.set_ylabel(f"gradient subspace fraction\n({net}, k = {k})")
     ax.grid(axis="x", visible=False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p], label=f"{p} phase") for p in PHASES]
+    handles = [Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p], label=f"{p} phase") for p in PHASES]
     handles += [
-        plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch=h, label=label)
+        Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch=h, label=label)
         for h, label in zip(HATCHES, COMBO_LABELS)
     ]
+    handles += _marks_legend(any_chance, any_unresolved, bars=True)
     fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     if missing:
         # above the axes: inside, it would cover bars that reach 1
@@ -194,38 +352,45 @@ def _nearest_t1(overlaps: pd.DataFrame, algo: str, t1: int | None) -> int:
 
 
 def overlap_curves(tables: Tables, k: int | None = None, t1: int | None = 100_000, **_) -> plt.Figure:
-    """Fig. 3 (and 12 with t1 = the first checkpoint after 0): S_overlap(t1, t2) of actor and critic."""
+    """Fig. 3 (and 12 with t1 = the first checkpoint after 0): S_overlap(t1, t2) of actor and critic, one
+    panel per task and algorithm with the algorithm's own t2 axis (the algorithms train for different
+    budgets), the chance levels k/n of both networks, hollow markers where a seed is not resolved."""
     overlaps = tables["overlaps"]
     k = int(k if k is not None else overlaps.k.max())
-    tasks = tables.tasks()
-    fig, axes = _grid(1, len(tasks), height_to_width=0.75)
-    for ax, task in zip(axes[0], tasks):
-        for algo in tables.algos():
-            start = _nearest_t1(overlaps, algo, t1)
+    tasks, algos = tables.tasks(), tables.algos()
+    fig, axes = _grid(len(tasks), len(algos), height_to_width=0.75)
+    any_unresolved = False
+    for row, task in enumerate(tasks):
+        for ax, algo in zip(axes[row], algos):
+            here = overlaps[(overlaps.algo == algo) & (overlaps.task == task) & (overlaps.k == k)]
+            if here.empty:
+                ax.set_axis_off()
+                ax.set_title(f"{task}: no {ALGO_LABELS[algo]} overlaps at k = {k}")
+                continue
+            start = _nearest_t1(here, algo, t1)
+            here = here[here.t1 == start]
+            chances = {}
             for net in ("actor", "critic"):
-                sub = overlaps[
-                    (overlaps.algo == algo)
-                    & (overlaps.task == task)
-                    & (overlaps.net == net)
-                    & (overlaps.k == k)
-                    & (overlaps.t1 == start)
-                ]
+                sub = here[here.net == net]
+                if sub.empty:
+                    continue
                 stats = _seed_stats(sub, ["t2"], "overlap")
-                _band(
-                    ax,
-                    stats.t2,
-                    stats["mean"],
-                    stats["std"],
-                    color=ALGO_COLORS[algo],
-                    linestyle=LINESTYLES[net],
-                    label=f"{ALGO_LABELS[algo]}, {net} (t1 = {start:,})",
+                any_unresolved |= _curve(
+                    ax, stats, "t2", ALGO_COLORS[algo], linestyle=LINESTYLES[net], label=f"{ALGO_LABELS[algo]} {net}"
                 )
+                chances[net] = _chance_of(sub)
+                _chance_line(ax, chances[net])
+            if chances:
+                _chance_note(ax, chances)
             ax.axvline(start, color="0.5", linestyle=":", linewidth=0.8)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("$t_2$ (env steps)")
-        ax.set_ylabel(f"subspace overlap (k = {k})")
-        ax.set_title(task)
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
+            ax.set_xlim(0, here.t2.max())
+            _unit_axis(ax)
+            ax.set_xlabel("$t_2$ (env steps)")
+            ax.set_ylabel("subspace overlap")
+            ax.set_title(f"{task}: {ALGO_LABELS[algo]}, k = {k}, $t_1$ = {start:,}")
+    handles = [Line2D([], [], color="0.2", linestyle=LINESTYLES[net], label=net) for net in ("actor", "critic")]
+    handles += _marks_legend(True, any_unresolved)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     return fig
 
 
@@ -264,10 +429,10 @@ def placeholder(message: str) -> plt.Figure:
     return fig
 
 
-SWEEP_METRICS = {
-    "max_return": ("max. smoothed eval. return", None),
-    "fraction": (r"$S_\mathrm{frac}$ (mean over training)", (0.0, 1.05)),
-    "overlap": (r"$S_\mathrm{overlap}$ ($t_1 \to t_2$)", (0.0, 1.05)),
+SWEEP_METRICS = {  # label, and whether the metric lies in [0, 1]
+    "max_return": ("max. smoothed eval. return", False),
+    "fraction": (r"$S_\mathrm{frac}$ (mean over training)", True),
+    "overlap": (r"$S_\mathrm{overlap}$ ($t_1 \to t_2$)", True),
 }
 
 
@@ -279,21 +444,23 @@ def _sweep_long(sweep: pd.DataFrame, metric: str) -> pd.DataFrame:
         for net in ("actor", "critic") if metric != "max_return" else ("",):
             rows = sweep[sweep.algo == algo]
             value = rows[f"{metric}_{net}" if net else metric]
-            frames.append(rows.assign(value=value, net=net, label=f"{label}\n{net}" if net else label))
+            chance = rows[f"chance_{net}"] if f"chance_{net}" in rows else np.nan
+            frames.append(rows.assign(value=value, chance=chance, net=net, label=f"{label}\n{net}" if net else label))
     return pd.concat(frames, ignore_index=True)
 
 
 def sweep_violins(tables: Tables, metric: str = "fraction", **_) -> plt.Figure:
     """Figs. 9-11: each random configuration (mean over its seeds) as a dot over the violin of all of them,
     the tuned configuration (the main study's runs, mean over seeds) as a star; per task and network. The
-    configurations that diverged are left out and counted under their violin."""
+    configurations that diverged are left out and counted under their violin. Figs. 10-11 draw each
+    distinct chance level k/n of a violin's configurations across it, from the optional sweep.csv columns
+    ``chance_actor``, ``chance_critic``, and say so when the table has none."""
     import seaborn as sns
-    from matplotlib.lines import Line2D
 
     sweep = tables["sweep"]
     if sweep.empty:
         return placeholder("no random-hyperparameter sweep in this config (sweep.configurations, sweep.runs)")
-    ylabel, ylim = SWEEP_METRICS[metric]
+    ylabel, unit = SWEEP_METRICS[metric]
     tasks = list(dict.fromkeys(sweep.task))
     fig, axes = _grid(1, len(tasks), rel_width=min(1.0, 0.5 * len(tasks)), height_to_width=1.0)
     for ax, task in zip(axes[0], tasks):
@@ -311,6 +478,8 @@ def sweep_violins(tables: Tables, metric: str = "fraction", **_) -> plt.Figure:
         tuned = long[(long.configuration == "tuned") & (long.status == "ok")]
         ticks = []
         for x, label in enumerate(labels):
+            for level in long[(long.label == label) & (long.status == "ok")].chance.dropna().unique():
+                ax.plot([x - 0.4, x + 0.4], [level, level], gid=CHANCE_GID, **CHANCE)
             value = tuned[tuned.label == label].value
             ax.scatter([x] * len(value), value, marker="*", s=70, color=OKABE_ITO[4], edgecolor="black", zorder=5)
             here = drawn[drawn.label == label]
@@ -318,8 +487,8 @@ def sweep_violins(tables: Tables, metric: str = "fraction", **_) -> plt.Figure:
             ticks.append(f"{label}\nn = {len(here) - left_out}" + (f"\n({left_out} left out)" if left_out else ""))
         ax.set_xticks(range(len(labels)), ticks)
         ax.set_xlim(-0.5, len(labels) - 0.5)
-        if ylim is not None:
-            ax.set_ylim(*ylim)
+        if unit:
+            _unit_axis(ax)
         ax.set(title=task, xlabel="", ylabel=ylabel)
     drawn = sweep[sweep.configuration != "tuned"]
     failed = int((drawn.status != "ok").sum())
@@ -330,45 +499,57 @@ def sweep_violins(tables: Tables, metric: str = "fraction", **_) -> plt.Figure:
     names = ["random configuration", "tuned (main study)"]
     left_out = f"{failed} left out (training diverged)" if failed else "none left out"
     title = f"{len(drawn) - failed} of {len(drawn)} configurations shown, {left_out}"
-    fig.legend(handles, names, loc="outside upper center", ncols=2, frameon=False, title=title)
+    if metric != "max_return":
+        if any(line.get_gid() == CHANCE_GID for ax in axes[0] for line in ax.get_lines()):
+            handles.append(Line2D([], [], **CHANCE))
+            names.append(CHANCE_LABEL)
+        else:
+            title += f"\n({CHANCE_LABEL} not in sweep.csv)"
+    fig.legend(handles, names, loc="outside upper center", ncols=len(handles), frameon=False, title=title)
     return fig
 
 
+def _largest_k_chance(ax, frame: pd.DataFrame) -> bool:
+    """The chance line of the largest k in ``frame`` (one network): the highest chance level of the panel's
+    curves; those of smaller k lie below it, too close to 0 to tell apart."""
+    if frame.empty:
+        return False
+    k = frame.k.max()
+    chance = _chance_of(frame[frame.k == k])
+    _chance_line(ax, chance)
+    _chance_note(ax, {"": chance}, f" (k = {k})")
+    return True
+
+
 def fraction_by_k(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
-    """Figs. 5-6: S_frac through training for several k; solid precise, dashed mini-batch gradient
-    (both with the precise Hessian), dotted the chance level k/n."""
+    """Figs. 5-6: S_frac through training for several k; solid precise, dashed mini-batch gradient (both
+    with the precise Hessian); the chance level k/n of the largest k; hollow markers where a seed's
+    subspace is not resolved."""
     fractions = tables["fractions"]
     fractions = fractions[(fractions.algo == algo) & (fractions.hessian == "precise")]
     tasks, levels = tables.tasks(), sorted(fractions.k.unique())
-    fig, axes = _grid(len(tasks), 2, height_to_width=0.6)
+    fig, axes = _grid(len(tasks), 2, height_to_width=0.8)
+    any_unresolved = any_chance = False
     for row, task in enumerate(tasks):
         for ax, net in zip(axes[row], ("actor", "critic")):
+            panel = fractions[(fractions.task == task) & (fractions.net == net)]
             for color, k in zip(OKABE_ITO, levels):
                 for gradient, style in (("precise", "-"), ("minibatch", "--")):
-                    sub = fractions[
-                        (fractions.task == task)
-                        & (fractions.net == net)
-                        & (fractions.k == k)
-                        & (fractions.gradient == gradient)
-                    ]
+                    sub = panel[(panel.k == k) & (panel.gradient == gradient)]
                     stats = _seed_stats(sub, ["step"], "fraction")
-                    _band(
-                        ax,
-                        stats.step,
-                        stats["mean"],
-                        stats["std"],
-                        color=color,
-                        linestyle=style,
-                        label=f"k = {k}" if gradient == "precise" else None,
-                    )
-            ax.set_ylim(0, 1.02)
+                    label = f"k = {k}" if gradient == "precise" else None
+                    any_unresolved |= _curve(ax, stats, "step", color, linestyle=style, label=label)
+            any_chance |= _largest_k_chance(ax, panel)
+            _unit_axis(ax)
             ax.set_title(f"{task}: {ALGO_LABELS[algo]} {net}")
             ax.set_xlabel("env steps")
             ax.set_ylabel("gradient subspace fraction")
+    marks = _marks_legend(any_chance, any_unresolved, chance_label=f"{CHANCE_LABEL} (largest k)")
+    handles = axes[0, 0].get_legend_handles_labels()[0] + marks
     fig.legend(
-        *axes[0, 0].get_legend_handles_labels(),
+        handles=handles,
         loc="outside lower center",
-        ncols=len(levels),
+        ncols=min(len(handles), 5),
         frameon=False,
         title="solid: precise gradient, dashed: mini-batch gradient (precise Hessian)",
     )
@@ -376,24 +557,29 @@ def fraction_by_k(tables: Tables, algo: str = "ppo", **_) -> plt.Figure:
 
 
 def overlap_by_k(tables: Tables, algo: str = "ppo", t1: int | None = 100_000, **_) -> plt.Figure:
-    """Figs. 7-8: S_overlap(t1, t2) for several k, actor and critic."""
+    """Figs. 7-8: S_overlap(t1, t2) for several k, actor and critic; the chance level k/n of the largest k;
+    hollow markers where a seed's subspace is not resolved."""
     overlaps = tables["overlaps"]
     start = _nearest_t1(overlaps, algo, t1)
     overlaps = overlaps[(overlaps.algo == algo) & (overlaps.t1 == start)]
     tasks, levels = tables.tasks(), sorted(overlaps.k.unique())
-    fig, axes = _grid(len(tasks), 2, height_to_width=0.6)
+    fig, axes = _grid(len(tasks), 2, height_to_width=0.8)
+    any_unresolved = any_chance = False
     for row, task in enumerate(tasks):
         for ax, net in zip(axes[row], ("actor", "critic")):
+            panel = overlaps[(overlaps.task == task) & (overlaps.net == net)]
             for color, k in zip(OKABE_ITO, levels):
-                sub = overlaps[(overlaps.task == task) & (overlaps.net == net) & (overlaps.k == k)]
-                stats = _seed_stats(sub, ["t2"], "overlap")
-                _band(ax, stats.t2, stats["mean"], stats["std"], color=color, label=f"k = {k}")
+                stats = _seed_stats(panel[panel.k == k], ["t2"], "overlap")
+                any_unresolved |= _curve(ax, stats, "t2", color, label=f"k = {k}")
+            any_chance |= _largest_k_chance(ax, panel)
             ax.axvline(start, color="0.5", linestyle=":", linewidth=0.8)
-            ax.set_ylim(0, 1.02)
+            _unit_axis(ax)
             ax.set_title(f"{task}: {ALGO_LABELS[algo]} {net}, $t_1$ = {start:,}")
             ax.set_xlabel("$t_2$ (env steps)")
             ax.set_ylabel("subspace overlap")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=len(levels), frameon=False)
+    marks = _marks_legend(any_chance, any_unresolved, chance_label=f"{CHANCE_LABEL} (largest k)")
+    handles = axes[0, 0].get_legend_handles_labels()[0] + marks
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
     return fig
 
 
@@ -415,29 +601,38 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
 SWEEP_FIGURES = ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap")
 
 
+MARKS = (
+    " Dashed grey: the chance level k/n (the expected value for a random k-dimensional subspace of the n "
+    "parameters); hollow markers or outlined bars: some seed's value has an eigensolver bound above "
+    "analysis.subspace_tol (subspace not resolved)."
+)
 CAPTIONS = {
     "fig1_eigenspectrum": "Fig. 1: every Hessian eigenvalue (explicit Hessian, spectrum rule) of the PPO actor and "
-    "critic losses at the last checkpoint of the first seed, as a histogram (symmetric log bins) and sorted by "
-    "index; a task without a full spectrum shows its top k and says so.",
-    "fig2_fraction_phases_actor": "Fig. 2 (actor): gradient subspace fraction at the largest k per training phase, "
-    "for precise/mini-batch gradients and Hessians; mean and std over seeds.",
-    "fig2_fraction_phases_critic": "Fig. 2 (critic): as the actor panel, for the critic loss.",
+    "critic losses at the last checkpoint of the first seed, as a histogram (decade bins from the largest "
+    "|eigenvalue| down to 1e-6 of it, smaller ones in the centre bin; log counts) and sorted by index; a task "
+    "without a full spectrum shows its top k and says so.",
+    "fig2_fraction_phases_actor": "Fig. 2 (actor): gradient subspace fraction at the largest k per training phase "
+    "(as the tables assign it), for precise/mini-batch gradients and Hessians; mean and std over seeds." + MARKS,
+    "fig2_fraction_phases_critic": "Fig. 2 (critic): as the actor panel, for the critic loss." + MARKS,
     "fig3_overlap": "Fig. 3: subspace overlap of the top-k precise Hessian eigenvectors between t1 and later t2, "
-    "actor (solid) and critic (dashed); mean and std over seeds.",
+    "actor (solid) and critic (dashed), one panel per algorithm on its own step axis; mean and std over seeds." + MARKS,
     "fig4_learning_curves": "Fig. 4: evaluation return of the deterministic policy and training return; mean and "
     "std over seeds.",
-    "fig5_fraction_ppo": "Fig. 5: PPO gradient subspace fraction through training for several k.",
-    "fig6_fraction_sac": "Fig. 6: SAC gradient subspace fraction through training for several k.",
-    "fig7_overlap_ppo": "Fig. 7: PPO subspace overlap from t1 for several k.",
-    "fig8_overlap_sac": "Fig. 8: SAC subspace overlap from t1 for several k.",
+    "fig5_fraction_ppo": "Fig. 5: PPO gradient subspace fraction through training for several k (chance line: "
+    "the largest k)." + MARKS,
+    "fig6_fraction_sac": "Fig. 6: SAC gradient subspace fraction through training for several k (chance line: "
+    "the largest k)." + MARKS,
+    "fig7_overlap_ppo": "Fig. 7: PPO subspace overlap from t1 for several k (chance line: the largest k)." + MARKS,
+    "fig8_overlap_sac": "Fig. 8: SAC subspace overlap from t1 for several k (chance line: the largest k)." + MARKS,
     "fig12_overlap_entire": "Fig. 12: subspace overlap with the first checkpoint after initialisation, over the "
-    "entire training.",
+    "entire training, one panel per algorithm." + MARKS,
     "fig9_sweep_returns": "Fig. 9: the maximum smoothed evaluation return of random hyperparameter configurations "
     "(Sobol draws from the paper's Table 1 ranges; dots, mean over seeds) against the tuned configuration (star).",
     "fig10_sweep_fraction": "Fig. 10: gradient subspace fraction (precise gradient and Hessian, largest k, mean "
-    "over the checkpoints after step 0) of the random configurations (dots) and the tuned one (star).",
+    "over the checkpoints after step 0) of the random configurations (dots) and the tuned one (star); dashed "
+    "grey: chance k/n when sweep.csv has it.",
     "fig11_sweep_overlap": "Fig. 11: subspace overlap between t1 and t2 (largest k) of the random configurations "
-    "(dots) and the tuned one (star).",
+    "(dots) and the tuned one (star); dashed grey: chance k/n when sweep.csv has it.",
 }
 
 
@@ -446,7 +641,7 @@ def caption(name: str, config: dict) -> str:
     analysis = config.get("analysis", {})
     return (
         f"{CAPTIONS[name]} Experiment '{config.get('experiment')}', variant '{analysis.get('variant')}', "
-        f"k = {analysis.get('k')}, solver {analysis.get('solver')}, "
+        f"k = {analysis.get('k')}, solver {analysis.get('solver')}, subspace_tol {analysis.get('subspace_tol')}, "
         f"{analysis.get('ppo_samples')} PPO analysis samples."
     )
 

@@ -15,6 +15,12 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 ALGO_COLORS = {"ppo": OKABE_ITO[0], "sac": OKABE_ITO[3]}
 ALGO_LABELS = {"ppo": "PPO", "sac": "SAC"}
 NET_LABELS = {"actor": "actor", "critic": "critic", "combined": "combined"}
+# the chance level k/n: thin, grey, dashed, under the data
+CHANCE = {"color": "0.35", "linestyle": (0, (3, 2)), "linewidth": 0.7, "zorder": 1.5}
+CHANCE_LABEL = "chance k/n"
+# values whose eigensolver bound exceeds analysis.subspace_tol: hollow markers, outlined bars
+UNRESOLVED_LABEL = "subspace not resolved (bound > tol)"
+UNRESOLVED_MARKER = {"marker": "o", "markersize": 3.5, "markerfacecolor": "white", "markeredgewidth": 0.9}
 
 
 def iclr2024(*, rel_width: float = 1.0, nrows: int = 1, ncols: int = 1, height_to_width: float = GOLDEN) -> dict:
@@ -27,6 +33,7 @@ def iclr2024(*, rel_width: float = 1.0, nrows: int = 1, ncols: int = 1, height_t
         "figure.figsize": (width, height),
         "figure.constrained_layout.use": True,
         "font.family": "serif",
+        "mathtext.fontset": "dejavuserif",  # math labels in the text's serif face
         "font.size": 8,
         "axes.titlesize": 8,
         "axes.labelsize": 8,
