@@ -210,4 +210,5 @@ def test_command_line_writes_csv_markdown_html(tmp_path, capsys):
     markdown = (out / "scorecard.md").read_text()
     assert "| (ii) S_frac far above chance | partly | 3 of 7 | 2 of 5 | 2 |" in markdown
     assert "share of sum\\|lambda\\|" in markdown  # pipes in cells escaped
-    assert "<td>(ii) S_frac far above chance</td>" in (out / "scorecard.html").read_text()
+    html = (out / "scorecard.html").read_text()
+    assert "<td>(ii) S_frac far above chance</td>" in html and "NA" not in html and "nan" not in html

@@ -83,10 +83,6 @@ def read_tables(tables_dir: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _has(frame: pd.DataFrame, *columns: str) -> bool:
-    return len(frame) > 0 and all(c in frame for c in columns)
-
-
 def _largest_k(frame: pd.DataFrame, by=("algo", "task", "net")) -> pd.DataFrame:
     """The rows at the largest k of their group (the paper's k = 100 when the config uses it)."""
     return frame[frame.k == frame.groupby(list(by)).k.transform("max")]
@@ -121,12 +117,12 @@ def _subspace_k(tables: dict[str, pd.DataFrame]) -> dict[tuple, int]:
     """Per (algo, task, net): the k of claim (ii) (largest k of fractions.csv), else the eigen files' k."""
     ks = {}
     spectra = tables["spectra"]
-    if _has(spectra, "kind"):
+    if not spectra.empty:
         top = spectra[spectra.kind == "top_k"]
         counts = top.groupby([*SPECTRUM, "hessian"]).size().rename("k").reset_index()
         ks.update({key: int(k) for key, k in counts.groupby(["algo", "task", "net"]).k.max().items()})
     fractions = tables["fractions"]
-    if _has(fractions, "k"):
+    if not fractions.empty:
         ks.update({key: int(k) for key, k in fractions.groupby(["algo", "task", "net"]).k.max().items()})
     return ks
 
@@ -134,7 +130,7 @@ def _subspace_k(tables: dict[str, pd.DataFrame]) -> dict[tuple, int]:
 def spectrum_share_units(tables):
     """Full spectra: the share of sum |lambda| held by the top k (largest algebraic) against k/n."""
     spectra = tables["spectra"]
-    if not _has(spectra, "kind"):
+    if spectra.empty:
         return _empty(), ""
     full = spectra[(spectra.kind == "all") & (spectra.hessian == "precise") & spectra.net.isin(NETS)]
     ks, rows, too_small = _subspace_k(tables), [], 0
@@ -161,7 +157,7 @@ def spectrum_share_units(tables):
 def spectrum_decay_units(tables):
     """Top-k lists where the checkpoint has no full spectrum: lambda_1 / lambda_k."""
     spectra = tables["spectra"]
-    if not _has(spectra, "kind"):
+    if spectra.empty:
         return _empty(), ""
     precise = spectra[(spectra.hessian == "precise") & spectra.net.isin(NETS)]
     full = set(precise[precise.kind == "all"].groupby(SPECTRUM).groups)
@@ -186,7 +182,7 @@ def spectrum_decay_units(tables):
 
 def _fraction_units(tables, factor: float):
     fractions = tables["fractions"]
-    if not _has(fractions, "fraction"):
+    if fractions.empty:
         return _empty(), ""
     rows = _precise(fractions)
     ratio = rows.fraction / rows.chance
@@ -215,7 +211,7 @@ OVERLAP_GROUP = ["algo", "task", "seed", "net", "t1"]
 
 def _later_overlaps(tables) -> pd.DataFrame:
     overlaps = tables["overlaps"]
-    if not _has(overlaps, "overlap"):
+    if overlaps.empty:
         return pd.DataFrame()
     rows = _largest_k(overlaps[overlaps.net.isin(NETS)])
     rows = rows[rows.t2 > rows.t1].copy()
@@ -263,7 +259,7 @@ CHECKPOINT = ["algo", "task", "seed", "step"]
 
 def critic_actor_units(tables):
     fractions = tables["fractions"]
-    if not _has(fractions, "fraction"):
+    if fractions.empty:
         return _empty(), ""
     rows = fractions[(fractions.gradient == "precise") & (fractions.hessian == "precise") & fractions.net.isin(NETS)]
     # the same k for both nets: the largest k both have in the run's algo and task
@@ -280,7 +276,7 @@ def critic_actor_units(tables):
 
 def precise_minibatch_units(tables):
     fractions = tables["fractions"]
-    if not _has(fractions, "fraction"):
+    if fractions.empty:
         return _empty(), ""
     rows = _largest_k(fractions[(fractions.hessian == "precise") & fractions.net.isin(NETS)])
     keys = [*CHECKPOINT, "net", "k"]
@@ -297,7 +293,7 @@ def _seed_phase_means(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def sac_early_units(tables):
     fractions = tables["fractions"]
-    if not _has(fractions, "fraction", "phase"):
+    if fractions.empty:
         return _empty(), ""
     rows = _precise(fractions)
     rows = rows[(rows.net == "actor") & (rows.phase == "initial") & rows.algo.isin(("ppo", "sac"))]
@@ -313,7 +309,7 @@ def sac_early_units(tables):
 
 def ppo_rise_units(tables):
     fractions = tables["fractions"]
-    if not _has(fractions, "fraction", "phase"):
+    if fractions.empty:
         return _empty(), ""
     rows = _precise(fractions)
     rows = rows[(rows.algo == "ppo") & rows.phase.isin(("initial", "training", "convergence"))]
@@ -548,6 +544,13 @@ def to_text(card: pd.DataFrame) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+def to_html(card: pd.DataFrame) -> str:
+    shown = card.astype(object).where(card.notna(), "")
+    for column in ("min", "median", "max"):
+        shown[column] = card[column].map(_fmt)
+    return shown.to_html(index=False, border=0)
+
+
 def write(card: pd.DataFrame, path: Path, text: str | None = None) -> None:
     with atomic_path(path) as tmp:
         if text is None:
@@ -568,7 +571,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.markdown:
         write(card, args.markdown, to_markdown(card))
     if args.html:
-        write(card, args.html, card.to_html(index=False, na_rep="", float_format=_fmt, border=0))
+        write(card, args.html, to_html(card))
     print(to_text(card), end="")
 
 
