@@ -62,7 +62,7 @@ class Claim:
 REQUIRED = {
     "fractions": ("algo", "task", "seed", "step", "phase", "net", "gradient", "hessian", "k", "fraction", "chance",
                   "resolved"),  # fmt: skip
-    "overlaps": ("algo", "task", "seed", "net", "k", "n_params", "t1", "t2", "overlap", "chance", "resolved"),
+    "overlaps": ("algo", "task", "seed", "net", "k", "t1", "t2", "overlap", "chance", "resolved"),
     "spectra": ("algo", "task", "seed", "step", "net", "hessian", "kind", "index", "eigenvalue"),
 }
 
@@ -214,10 +214,7 @@ def _later_overlaps(tables) -> pd.DataFrame:
     if overlaps.empty:
         return pd.DataFrame()
     rows = _largest_k(overlaps[overlaps.net.isin(NETS)])
-    rows = rows[rows.t2 > rows.t1].copy()
-    if "chance" not in rows:
-        rows["chance"] = rows.k / rows.n_params
-    return rows
+    return rows[rows.t2 > rows.t1]
 
 
 def overlap_decay_units(tables):
