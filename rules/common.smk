@@ -148,7 +148,7 @@ TABLE_NAMES = ("fractions", "overlaps", "phases", "curves", "spectra")
 
 
 def table_files():
-    return [f"{TABLES}/{name}.csv" for name in TABLE_NAMES]
+    return [f"{TABLES}/{name}.csv" for name in (*TABLE_NAMES, "scorecard", "accuracy")]
 
 
 def get_figure_tables(wildcards):

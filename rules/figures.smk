@@ -1,6 +1,7 @@
 localrules:
     run_tables,
     tables,
+    scorecard,
     figure,
 
 

@@ -541,11 +541,41 @@ def to_text(card: pd.DataFrame) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def to_html(card: pd.DataFrame) -> str:
+def accuracy(tables_dir: Path) -> pd.DataFrame:
+    """The eigensolver's accuracy behind the numbers: per algorithm, network, Hessian and k, the largest
+    ``subspace_bound`` of the fractions and how many rows are unresolved (from fractions.csv)."""
+    fractions = read_tables(tables_dir)["fractions"]
+    rows = fractions[fractions.net.isin(NETS)].drop_duplicates(["algo", "task", "seed", "step", "net", "hessian", "k"])
+    return (
+        rows.groupby(["algo", "net", "hessian", "k"])
+        .agg(checkpoints=("subspace_bound", "size"), max_bound=("subspace_bound", "max"), resolved=("resolved", "sum"))
+        .reset_index()
+        .assign(unresolved=lambda frame: frame.checkpoints - frame.resolved)
+        .drop(columns="resolved")
+    )
+
+
+def accuracy_text(table: pd.DataFrame) -> str:
+    """One sentence: the largest bound of the experiment and where it is."""
+    if table.empty:
+        return "No fractions: no eigensolver accuracy to report.\n"
+    worst = table.loc[table.max_bound.idxmax()]
+    return (
+        f"Largest subspace bound: {worst.max_bound:.3g} ({worst.algo} {worst.net}, {worst.hessian} Hessian, "
+        f"k = {worst.k}); {int(table.unresolved.sum())} of {int(table.checkpoints.sum())} top-k subspaces "
+        "unresolved (bound > analysis.subspace_tol).\n"
+    )
+
+
+def to_html(card: pd.DataFrame, accuracy_table: pd.DataFrame | None = None) -> str:
     shown = card.astype(object).where(card.notna(), "")
     for column in ("min", "median", "max"):
         shown[column] = card[column].map(_fmt)
-    return shown.to_html(index=False, border=0)
+    html = shown.to_html(index=False, border=0)
+    if accuracy_table is not None:
+        html = f"<p>{accuracy_text(accuracy_table)}</p>\n{html}\n<h4>Eigensolver accuracy</h4>\n"
+        html += accuracy_table.to_html(index=False, border=0, float_format=lambda v: f"{v:.3g}")
+    return html
 
 
 def write(card: pd.DataFrame, path: Path, text: str | None = None) -> None:
@@ -562,14 +592,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="scorecard.csv")
     parser.add_argument("--markdown", type=Path, help="also write the scorecard as a Markdown table")
     parser.add_argument("--html", type=Path, help="also write it as an HTML table (for the Snakemake report)")
+    parser.add_argument("--accuracy", type=Path, help="also write the eigensolver accuracy table (CSV)")
     args = parser.parse_args(argv)
-    card = scorecard(args.tables)
+    card, bounds = scorecard(args.tables), accuracy(args.tables)
     write(card, args.out)
     if args.markdown:
         write(card, args.markdown, to_markdown(card))
     if args.html:
-        write(card, args.html, to_html(card))
+        write(card, args.html, to_html(card, bounds))
+    if args.accuracy:
+        write(bounds, args.accuracy)
     print(to_text(card), end="")
+    print(accuracy_text(bounds) + bounds.to_string(index=False))
 
 
 if __name__ == "__main__":

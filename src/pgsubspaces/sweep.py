@@ -154,8 +154,11 @@ TABLE_COLUMNS = (
     "fraction_critic",
     "overlap_actor",
     "overlap_critic",
+    "chance_actor",
+    "chance_critic",
+    "resolved",
 )
-METRICS = TABLE_COLUMNS[-5:]
+METRICS = TABLE_COLUMNS[-8:-1]
 
 
 def failure_reason(summary: dict) -> str | None:
@@ -191,14 +194,19 @@ def run_metrics(folder: Path, entry: Entry, smoothing_steps: float) -> dict[str,
     overlaps = overlaps[(overlaps.t1 == entry.t1) & (overlaps.t2 == entry.t2)]
     k = int(fractions.k.max())
     metrics = {"k": k, "max_return": float(np.max(smoothed(evaluation.step, evaluation.value, smoothing_steps)))}
+    resolved = True
     for net in ("actor", "critic"):
-        metrics[f"fraction_{net}"] = float(fractions[(fractions.net == net) & (fractions.k == k)].fraction.mean())
-        overlap = overlaps[(overlaps.net == net) & (overlaps.k == k)].overlap
+        rows = fractions[(fractions.net == net) & (fractions.k == k)]
+        metrics[f"fraction_{net}"] = float(rows.fraction.mean())
+        metrics[f"chance_{net}"] = float(rows.chance.mean())
+        overlap = overlaps[(overlaps.net == net) & (overlaps.k == k)]
         if len(overlap) != 1:
             raise ValueError(
                 f"{folder / 'overlaps.csv'}: no single {net} overlap at k {k}, t1 {entry.t1}, t2 {entry.t2}"
             )
-        metrics[f"overlap_{net}"] = float(overlap.iloc[0])
+        metrics[f"overlap_{net}"] = float(overlap.overlap.iloc[0])
+        resolved = resolved and bool(rows.resolved.all()) and bool(overlap.resolved.all())
+    metrics["resolved"] = resolved
     return metrics
 
 
@@ -226,6 +234,7 @@ def summary_table(
             per_seed = [run_metrics(tables / s["run"], entry, smoothing_steps) for s in runs]
             row.update(status="ok", reason="", k=per_seed[0]["k"])
             row.update({m: float(np.mean([metrics[m] for metrics in per_seed])) for m in METRICS})
+            row["resolved"] = all(metrics["resolved"] for metrics in per_seed)
             rows.append(row)
     return rows
 
