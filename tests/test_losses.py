@@ -10,7 +10,7 @@ from torch.distributions.utils import _standard_normal
 
 from pgsubspaces.agents import new_policy
 from pgsubspaces.envs import make_vec_env
-from pgsubspaces.losses import make_loss
+from pgsubspaces.losses import VARIANTS, make_loss, sac_targets
 from pgsubspaces.parameters import split_parameters
 
 
@@ -140,3 +140,109 @@ def test_original_variant_drops_the_q_gradient_of_the_sac_actor():
         policy_copy = clone_policy("sac", model, {}, policy)
         grads[variant] = our_gradient(make_loss("sac", "actor", policy_copy, batch, settings, variant))
     assert th.linalg.vector_norm(grads["corrected"]) > 0 and th.count_nonzero(grads["original"]) == 0
+
+
+@pytest.fixture(scope="module")
+def trained_sac():
+    """A briefly trained SAC on Pendulum (critic and target far from their initialisation): its hyperparameters,
+    policy kwargs, state (policy and log alpha) and the transitions it collected."""
+    policy = {"net_arch": [32, 32]}
+    hyper = {"learning_starts": 100, "batch_size": 64, "buffer_size": 1000, "gamma": 0.97}
+    model = SAC("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs=policy, seed=0, device="cpu", **hyper)
+    model.learn(400)
+    fields = ("observations", "next_observations", "actions", "rewards")
+    transitions = {field: getattr(model.replay_buffer, field)[100:400, 0].copy() for field in fields}
+    return hyper, policy, model.policy.state_dict(), model.log_ent_coef.detach().clone(), transitions
+
+
+def sac_with_episode_ends(trained, n: int, handle_timeout_termination: bool):
+    """The trained SAC with a ReplayBuffer of n of its transitions, transition 0 terminated and transition 1
+    truncated, added through SB3's own ``add`` (which records timeouts only with handle_timeout_termination)."""
+    from stable_baselines3.common.buffers import ReplayBuffer
+    from stable_baselines3.common.logger import Logger
+
+    hyper, policy, state, log_ent_coef, transitions = trained
+    model = SAC("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs=policy, seed=0, device="cpu", **hyper)
+    model.policy.load_state_dict(state)
+    model.log_ent_coef.data.copy_(log_ent_coef)
+    model.lr_schedule = lambda _: 0.0  # SB3's step must leave the networks as they are
+    model.set_logger(Logger(None, []))  # train() logs; learn() would have set one up
+    buffer = ReplayBuffer(
+        n,
+        model.observation_space,
+        model.action_space,
+        device="cpu",
+        n_envs=1,
+        handle_timeout_termination=handle_timeout_termination,
+    )
+    fields = ("observations", "next_observations", "actions", "rewards")
+    for i in range(n):
+        obs, next_obs, action, reward = (transitions[field][i : i + 1] for field in fields)
+        buffer.add(obs, next_obs, action, reward, np.array([i < 2]), [{"TimeLimit.truncated": i == 1}])
+    model.replay_buffer = buffer
+    buffer.sample = lambda batch_size, env=None: buffer._get_samples(np.arange(n), env)  # the whole buffer, in order
+    return model
+
+
+def sb3_sac_step(model, n: int, monkeypatch) -> tuple[th.Tensor, th.Tensor]:
+    """SB3's SAC.train() once on the whole buffer: the critic gradient and the TD targets it used."""
+    import stable_baselines3.sac.sac as sac_module
+
+    grads: dict = {}
+    targets = []
+    mse_loss = th.nn.functional.mse_loss
+
+    def recording_mse_loss(current, target):
+        targets.append(target.detach().flatten().clone())
+        return mse_loss(current, target)
+
+    monkeypatch.setattr(sac_module, "F", type("F", (), {"mse_loss": staticmethod(recording_mse_loss)}))
+    capture_gradients(model.actor.optimizer, grads)
+    capture_gradients(model.critic.optimizer, grads)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=n)
+    return sb3_gradient(model, "sac", "critic", grads), targets[0]
+
+
+@pytest.mark.parametrize("variant, handle_timeouts", [("corrected", True), ("original", False)])
+def test_sac_critic_with_a_terminated_and_a_truncated_transition_equals_sb3(
+    trained_sac, variant, handle_timeouts, monkeypatch
+):
+    """corrected = SB3 with timeouts handled (dones * (1 - timeouts)); original = SB3 without them (a
+    truncation treated as a termination). The variants' targets differ on the truncated transition only."""
+    n = 32
+    hyper, policy = trained_sac[:2]
+    model = sac_with_episode_ends(trained_sac, n, handle_timeouts)
+    buffer = model.replay_buffer
+    assert buffer.timeouts[:n, 0].tolist() == [0, handle_timeouts] + [0] * (n - 2)
+    snapshot = clone_policy("sac", model, hyper, policy)  # before SB3's step moves the target networks
+    alpha = float(th.exp(model.log_ent_coef.detach()))
+    theirs, sb3_targets = sb3_sac_step(model, n, monkeypatch)
+    th.manual_seed(7)
+    _standard_normal((n, 1), dtype=th.float32, device="cpu")  # SB3 draws the actor's noise first
+    batch = {
+        "observations": th.as_tensor(buffer.observations[:n, 0]),
+        "actions": th.as_tensor(buffer.actions[:n, 0]),
+        "next_observations": th.as_tensor(buffer.next_observations[:n, 0]),
+        "rewards": th.as_tensor(buffer.rewards[:n, 0]),
+        "dones": th.as_tensor(buffer.dones[:n, 0]),  # raw episode ends, terminated and truncated alike
+        "timeouts": th.as_tensor([0.0, 1.0] + [0.0] * (n - 2)),  # as the run file stores them
+        "target_noise": _standard_normal((n, 1), dtype=th.float32, device="cpu"),
+    }
+
+    def policy_copy():
+        copy = new_policy("sac", model.observation_space, model.action_space, hyper, policy)
+        copy.load_state_dict(snapshot.state_dict())
+        return copy
+
+    targets = {v: sac_targets(policy_copy(), batch, alpha, hyper["gamma"], v) for v in VARIANTS}
+    np.testing.assert_allclose(targets[variant].numpy(), sb3_targets.numpy(), rtol=1e-6, atol=1e-6)
+    assert np.flatnonzero((targets["corrected"] != targets["original"]).numpy()).tolist() == [1]
+    assert targets["corrected"][0] == batch["rewards"][0] and targets["original"][1] == batch["rewards"][1]
+    bootstrap = float(targets["corrected"][1] - batch["rewards"][1])
+    assert abs(bootstrap) > 1.0, bootstrap  # the truncated transition's target really bootstraps
+    settings = {"gamma": hyper["gamma"], "ent_coef_value": alpha}
+    gradients = {v: our_gradient(make_loss("sac", "critic", policy_copy(), batch, settings, v)) for v in VARIANTS}
+    assert_gradients_equal(gradients[variant], theirs, name=variant)
+    other = gradients[VARIANTS[1 - VARIANTS.index(variant)]]  # one target apart: far outside the tolerance
+    assert th.linalg.vector_norm(other - theirs) > 1e-2 * th.linalg.vector_norm(theirs)  # measured 0.24
