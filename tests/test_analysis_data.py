@@ -11,6 +11,7 @@ import pytest
 import torch as th
 
 from pgsubspaces.analysis_data import PPO_FIELDS, make_data
+from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.runfile import RunFile, build_policy
 
 EPISODE = 200  # Pendulum-v1's time limit
@@ -61,7 +62,7 @@ def values_of(policy, observations: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("n_samples", [450, 400])  # 2.25 episodes; exactly 2, the set ending at a truncation
 def test_ppo_precise_set_has_n_samples_and_bootstraps_every_cut(tiny_runs, tmp_path, n_samples):
     run_path, _, step = tiny_runs["ppo"]
-    make_data(run_path, step, tmp_path / "data.h5", samples=n_samples, variant="corrected")
+    make_data(run_path, step, tmp_path / "data.h5", AnalysisSpec.from_settings({"ppo_samples": n_samples}))
     precise, _, _ = read_data(tmp_path / "data.h5")
     with RunFile(run_path) as run:
         hyper, policy = run.config("hyperparameters"), build_policy(run, step)
@@ -89,7 +90,7 @@ def test_ppo_precise_set_has_n_samples_and_bootstraps_every_cut(tiny_runs, tmp_p
 
 def test_ppo_minibatch_set_is_one_rollout_of_n_steps_split_at_batch_size(tiny_runs, tmp_path):
     run_path, _, step = tiny_runs["ppo"]
-    make_data(run_path, step, tmp_path / "data.h5", samples=300, variant="corrected")
+    make_data(run_path, step, tmp_path / "data.h5", AnalysisSpec.from_settings({"ppo_samples": 300}))
     _, minibatch, offsets = read_data(tmp_path / "data.h5")
     with RunFile(run_path) as run:
         n_steps, batch_size = run.config("hyperparameters")["n_steps"], run.config("hyperparameters")["batch_size"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from pgsubspaces.eigen import _loss, _tensors, read_batches
+from pgsubspaces.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
 from pgsubspaces.hessian import HessianOperator
 from pgsubspaces.runfile import RunFile
 
@@ -17,10 +17,8 @@ from pgsubspaces.runfile import RunFile
 def real_loss(tiny_runs, algo, net, dtype=th.float64):
     run_path, data_path, step = tiny_runs[algo]
     with RunFile(run_path) as run:
-        _, precise, _, _ = read_batches(run, data_path)
-        settings = dict(run.config("hyperparameters"))
-        settings["ent_coef_value"] = float(run.checkpoint_attrs(step).get("ent_coef", 0.0))
-        return _loss(run, step, net, _tensors(precise, "cpu", dtype), settings, "corrected", "cpu", dtype)
+        precise = read_batches(run, data_path).precise
+        return checkpoint_loss(run, step, net, to_tensors(precise, "cpu", dtype), "corrected", "cpu", dtype)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])

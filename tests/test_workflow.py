@@ -127,7 +127,7 @@ def test_eigen_files_hold_the_top_eigenpairs_of_every_checkpoint(smoke_workflow,
     residuals within tol, orthonormal vectors, and nothing left above lambda_k outside their span."""
     import h5py
 
-    from pgsubspaces.eigen import _loss, _tensors, loss_settings, read_batches
+    from pgsubspaces.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
 
     th.set_num_threads(1)
     spec = SPECS[algo, "Pendulum", 0]
@@ -138,14 +138,13 @@ def test_eigen_files_hold_the_top_eigenpairs_of_every_checkpoint(smoke_workflow,
             with h5py.File(folder / f"step{step:09d}.h5") as f:
                 assert f.attrs["step"] == step and f.attrs["k"] == 10 and f.attrs["solver"] == "lanczos"
                 tol = float(f.attrs["tol"])
-                _, precise, minibatch, _ = read_batches(run, smoke_workflow / f.attrs["data_file"])
-                settings = loss_settings(run, step)
+                batches = read_batches(run, smoke_workflow / f.attrs["data_file"])
                 for net in ("actor", "critic"):
                     assert f[f"{net}/precise/gradient"].shape == (run.layout(net).size,)
-                    for hessian, batch in (("precise", precise), ("minibatch", minibatch)):
+                    for hessian, batch in (("precise", batches.precise), ("minibatch", batches.minibatch)):
                         where = f"step {step} {net} {hessian}"
-                        tensors = _tensors(batch, "cpu", th.float64)
-                        loss = _loss(run, step, net, tensors, settings, "corrected", "cpu", th.float64)
+                        tensors = to_tensors(batch, "cpu", th.float64)
+                        loss = checkpoint_loss(run, step, net, tensors, "corrected", "cpu", th.float64)
                         operator = HessianOperator(loss, loss.theta0(), chunk_size=4096)
                         values = f[f"{net}/{hessian}/eigenvalues"][()]
                         vectors = th.as_tensor(f[f"{net}/{hessian}/eigenvectors"][()]).double()

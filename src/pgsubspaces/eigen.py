@@ -52,7 +52,7 @@ def solve(operator: HessianOperator, spec: AnalysisSpec, seed: int) -> EigenResu
     guard = max(min(spec.guard_eigenpairs, operator.n - 1 - k), 0)
     accuracy = {"subspace_tol": spec.subspace_tol, "levels": levels}
     if spec.solver == "explicit":
-        return explicit(operator.dense(), k, tol=spec.tol, **accuracy)
+        return explicit(operator.dense(), k, tol=spec.tol, guard=guard, **accuracy)
     solver = {"arpack": arpack, "lanczos": lanczos}.get(spec.solver)
     if solver is None:
         raise ValueError(f"unknown solver {spec.solver!r}; expected one of {SOLVERS}")
