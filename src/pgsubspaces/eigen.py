@@ -102,14 +102,27 @@ def _loss(run: RunFile, step: int, net: str, batch, settings, variant, device, d
     return make_loss(run.algo, net, policy, batch, settings, variant)
 
 
-def solve(operator: HessianOperator, solver: str, k: int, tol: float, max_matvecs: int | None) -> EigenResult:
+def solve(
+    operator: HessianOperator,
+    solver: str,
+    k: int,
+    tol: float,
+    max_matvecs: int | None,
+    subspace_tol: float = 0.1,  # interim: the schema's analysis.subspace_tol and analysis.guard_eigenpairs
+    guard: int = 5,  # are to replace these two defaults (eigensolvers' API has none)
+) -> EigenResult:
     k = min(k, operator.n - 1)
+    accuracy = {"subspace_tol": subspace_tol, "guard": guard}
     if solver == "explicit":
-        return explicit(operator.dense(), k)
+        return explicit(operator.dense(), k, tol=tol, **accuracy)
     if solver == "arpack":
-        return arpack(operator.matvec, operator.n, k, tol, operator.dtype, operator.device, maxiter=max_matvecs)
+        return arpack(
+            operator.matvec, operator.n, k, tol, operator.dtype, operator.device, max_matvecs=max_matvecs, **accuracy
+        )
     if solver == "lanczos":
-        return lanczos(operator.matvec, operator.n, k, tol, operator.dtype, operator.device, max_matvecs=max_matvecs)
+        return lanczos(
+            operator.matvec, operator.n, k, tol, operator.dtype, operator.device, max_matvecs=max_matvecs, **accuracy
+        )
     raise ValueError(f"unknown solver {solver!r}; expected one of {SOLVERS}")
 
 
