@@ -257,9 +257,10 @@ def test_subspace_bounds_hold_at_every_level(case, dtype):
 def assert_documented_formula(result):
     """gaps and bounds as docs/eigen-accuracy.md states them, from the result's own fields."""
     values = np.concatenate([result.eigenvalues, result.guard_eigenvalues])
-    rho = np.concatenate([result.residuals, result.guard_residuals]) + result.residual_floor
+    res = np.concatenate([result.residuals, result.guard_residuals])
     k, floor = len(result.eigenvalues), result.residual_floor
-    converged = rho - floor <= np.maximum(result.tol * np.abs(values), floor)
+    rho = res + floor
+    converged = res <= np.maximum(result.tol * np.abs(values), floor)
     assert np.array_equal(result.converged, converged[:k])
     for j in range(1, k + 1):
         explored = converged[: j + 1].all() and j < len(values)
