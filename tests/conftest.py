@@ -96,8 +96,7 @@ def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
     import torch as th
 
     from pgsubspaces.analysis_data import make_data
-    from pgsubspaces.config import AnalysisSpec
-    from pgsubspaces.config import load_config, run_specs, validate_config
+    from pgsubspaces.config import AnalysisSpec, load_config, run_specs, validate_config
     from pgsubspaces.export import export_run
     from pgsubspaces.train import train
 
@@ -117,6 +116,11 @@ def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
         spec = dataclasses.replace(specs[algo, "Pendulum", 0], **changes)
         train(spec, root / algo, root / algo / "training.json", device="cpu", progress=False)
         export_run(root / algo, root / f"{algo}.h5")
-        make_data(root / f"{algo}.h5", spec.total_steps, root / f"{algo}_data.h5", AnalysisSpec.from_settings({"ppo_samples": 1000}))
+        make_data(
+            root / f"{algo}.h5",
+            spec.total_steps,
+            root / f"{algo}_data.h5",
+            AnalysisSpec.from_settings({"ppo_samples": 1000}),
+        )
         out[algo] = (root / f"{algo}.h5", root / f"{algo}_data.h5", spec.total_steps)
     return out

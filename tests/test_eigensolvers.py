@@ -14,6 +14,7 @@ import pytest
 import torch as th
 from test_hessian import real_loss
 
+from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.eigen import analyse
 from pgsubspaces.eigensolvers import STOP_REASONS, EigenConvergenceError, arpack, explicit, lanczos, residuals
 from pgsubspaces.hessian import HessianOperator
@@ -108,7 +109,7 @@ def test_non_convergence_names_its_residuals(tiny_runs):
 
 def test_eigen_stage_writes_both_nets_and_refuses_corrupt_inputs(tiny_runs, tmp_path):
     run_path, data_path, step = tiny_runs["sac"]
-    analyse(run_path, data_path, tmp_path / "eigen.h5", k=5, device="cpu")
+    analyse(run_path, data_path, tmp_path / "eigen.h5", AnalysisSpec.from_settings({"k": 5, "device": "cpu"}))
     with h5py.File(tmp_path / "eigen.h5") as f:
         assert f.attrs["step"] == step and f.attrs["device"] == "cpu" and f.attrs["variant"] == "corrected"
         for net in ("actor", "critic"):
@@ -132,21 +133,26 @@ def test_eigen_stage_writes_both_nets_and_refuses_corrupt_inputs(tiny_runs, tmp_
             "data_path": broken if original == data_path else data_path,
         }
         with pytest.raises(RunFileError, match=str(broken)):
-            analyse(paths["run_path"], paths["data_path"], tmp_path / "never.h5", k=5, device="cpu")
+            analyse(paths["run_path"], paths["data_path"], tmp_path / "never.h5", AnalysisSpec.from_settings({"k": 5}))
     assert not (tmp_path / "never.h5").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_spectrum_file_holds_every_eigenvalue_and_refuses_large_networks(tiny_runs, tmp_path):
     run_path, data_path, step = tiny_runs["ppo"]
-    full_spectrum(run_path, data_path, tmp_path / "spectrum.h5", dtype="float64", device="cpu", chunk_size=300)
+    spec = AnalysisSpec.from_settings({"dtype": "float64", "device": "cpu", "chunk_size": 300})
+    full_spectrum(run_path, data_path, tmp_path / "spectrum.h5", spec)
     with h5py.File(tmp_path / "spectrum.h5") as f:
         assert f.attrs["step"] == step and f.attrs["format"] == "pgsubspaces-spectrum"
         for net in ("actor", "critic"):
             values, _ = reference(tiny_runs, "ppo", net)
             np.testing.assert_allclose(f[f"{net}/eigenvalues"][()], values, atol=1e-9 * abs(values[0]))
-    with pytest.raises(ValueError, match=rf"{run_path}: the actor has \d+ parameters, above max_parameters = 10"):
-        full_spectrum(run_path, data_path, tmp_path / "never.h5", max_parameters=10, device="cpu")
+    with pytest.raises(
+        ValueError, match=rf"{run_path}: the actor has \d+ parameters, above figures.spectrum.max_parameters = 10"
+    ):
+        full_spectrum(
+            run_path, data_path, tmp_path / "never.h5", AnalysisSpec.from_settings({"spectrum_max_parameters": 10})
+        )
     assert not (tmp_path / "never.h5").exists()
 
 

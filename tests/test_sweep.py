@@ -161,7 +161,9 @@ def write_run_tables(folder: Path, seed: int, offset: float) -> None:
                 + (0.0, True)
             )
     write_table(folder / "fractions.csv", "fractions", fractions)
-    overlaps = [("ppo", "Pendulum", seed, net, k, 100, t1, t2, value + offset, k / 100, 0.0, True) for net, k, t1, t2, value in (
+    overlaps = [(
+        "ppo", "Pendulum", seed, net, k, 100, t1, t2, value + offset, k / 100, 0.0, True
+    ) for net, k, t1, t2, value in (
         ("actor", 10, 1000, 2000, 0.7), ("critic", 10, 1000, 2000, 0.8), ("actor", 5, 1000, 2000, 0.1),
         ("actor", 10, 0, 2000, 0.2), ("actor", 10, 1000, 3000, 0.3),
     )]  # fmt: skip

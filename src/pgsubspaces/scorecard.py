@@ -60,8 +60,20 @@ class Claim:
 
 # the columns the claims read (docs/tables.md); tables written before the accuracy columns are refused
 REQUIRED = {
-    "fractions": ("algo", "task", "seed", "step", "phase", "net", "gradient", "hessian", "k", "fraction", "chance",
-                  "resolved"),  # fmt: skip
+    "fractions": (
+        "algo",
+        "task",
+        "seed",
+        "step",
+        "phase",
+        "net",
+        "gradient",
+        "hessian",
+        "k",
+        "fraction",
+        "chance",
+        "resolved",
+    ),  # fmt: skip
     "overlaps": ("algo", "task", "seed", "net", "k", "t1", "t2", "overlap", "chance", "resolved"),
     "spectra": ("algo", "task", "seed", "step", "net", "hessian", "kind", "index", "eigenvalue"),
 }
@@ -409,8 +421,7 @@ CLAIMS = (
     ),
     Claim(
         "PPO fraction rises after the initial phase",
-        "PPO's gradient subspace fraction is lower in the initial phase than once training takes off "
-        "(Sec. 4, Fig. 2).",
+        "PPO's gradient subspace fraction is lower in the initial phase than once training takes off (Sec. 4, Fig. 2).",
         "PPO run x net (precise gradient, precise Hessian, largest k)",
         "mean S_frac over training and convergence checkpoints > mean over initial ones",
         "mean(later) - mean(initial)",
@@ -458,9 +469,14 @@ def _breakdown(units: pd.DataFrame) -> str:
     if not by or len(units) == 0 or units.groupby(by).ngroups < 2:
         return ""
     counts = units.groupby(by).holds.agg(["sum", "size"])
-    return "by " + "/".join(by) + ": " + ", ".join(
-        f"{'/'.join(map(str, key if isinstance(key, tuple) else (key,)))} {s} of {n}"
-        for key, (s, n) in counts.iterrows()
+    return (
+        "by "
+        + "/".join(by)
+        + ": "
+        + ", ".join(
+            f"{'/'.join(map(str, key if isinstance(key, tuple) else (key,)))} {s} of {n}"
+            for key, (s, n) in counts.iterrows()
+        )
     )
 
 
