@@ -21,7 +21,6 @@ if "experiment" not in config:
     configfile: "config/config.yaml"
 
 
-
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/export.smk"

@@ -43,6 +43,7 @@ RESULTS = HERE / "results" / "hessian_eigen.json"
 MARKER = "RESULT "
 
 K, TOL = 100, 1e-4
+ACCURACY = {"subspace_tol": 0.1, "guard": 5}  # the schema's analysis.subspace_tol, guard_eigenpairs
 CHUNK = 16384
 BUDGET = 0.3e9
 THREADS = 2
@@ -347,7 +348,7 @@ def run_one(method: str, case: str, n: int, mode: str, chunk=CHUNK, budget=BUDGE
         blas = threadpool_limits(limits=1, user_api="blas") if method == "ours-blas1" else contextlib.nullcontext()
         try:
             with blas:
-                result = solver(operator.matvec, operator.n, K, TOL, operator.dtype, operator.device)
+                result = solver(operator.matvec, operator.n, K, TOL, operator.dtype, operator.device, **ACCURACY)
         except EigenConvergenceError as error:
             if error.result is None:
                 raise

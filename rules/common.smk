@@ -111,7 +111,9 @@ def get_run_spectrum_files(wildcards):
 
 
 def get_run_eigen_files(wildcards):
-    return [eigen_file(wildcards.run, step) for step in analysed_steps(RUNS[wildcards.run])]
+    return [
+        eigen_file(wildcards.run, step) for step in analysed_steps(RUNS[wildcards.run])
+    ]
 
 
 def run_table_dirs(runs=MAIN_RUNS):
@@ -121,7 +123,9 @@ def run_table_dirs(runs=MAIN_RUNS):
 # The sweep's summary per (algo, task); the main runs of those are its "tuned" reference.
 SWEEP_ENTRIES = sweep_entries(config)
 SWEEP_KEYS = {(entry["algo"], entry["task"]) for entry in SWEEP_ENTRIES}
-TUNED_RUNS = [run for run in MAIN_RUNS if (RUNS[run].algo, RUNS[run].task) in SWEEP_KEYS]
+TUNED_RUNS = [
+    run for run in MAIN_RUNS if (RUNS[run].algo, RUNS[run].task) in SWEEP_KEYS
+]
 
 
 def get_overlap_t1(wildcards):
