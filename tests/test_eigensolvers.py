@@ -75,7 +75,12 @@ def test_top_eigenpairs_match_the_explicit_hessian(tiny_runs, algo, net, dtype, 
     known = np.isfinite(result.gaps)
     assert known[-1] and np.all(result.gaps[known] <= np.diff(-values[: K + 1])[known] + floor)
     assert result.guard_eigenvalues.shape == (5,) and np.all(result.guard_eigenvalues <= result.eigenvalues[-1])
-    np.testing.assert_allclose(result.guard_eigenvalues, values[K : K + 5], rtol=1e-2, atol=1e-3 * abs(values[0]))
+    # guards are Ritz values: never above the true eigenvalue of their index (interlacing), and close to it
+    # once their residual meets the rule (the stopping rule does not require that of them)
+    truth = values[K : K + 5]
+    assert np.all(result.guard_eigenvalues <= truth + floor)
+    settled = result.guard_residuals <= tol * np.abs(result.guard_eigenvalues)
+    np.testing.assert_allclose(result.guard_eigenvalues[settled], truth[settled], rtol=1e-2, atol=1e-3 * abs(values[0]))
 
 
 def test_explicit_solver_gives_every_eigenvalue(tiny_runs):

@@ -151,3 +151,21 @@ def test_the_original_variant_shows_its_three_defects(original_variant):
         assert all(np.array_equal(ours[key], theirs[key]) for key in ours)  # the same samples and noise
         assert not np.allclose(ours_grad["actor"], theirs_grad["actor"], rtol=1e-3)
         assert np.array_equal(ours_grad["critic"], theirs_grad["critic"]) != truncated, step
+
+
+def test_each_checkpoint_has_its_own_analysis_seed(smoke_workflow):
+    """PPO's checkpoint at 512 is taken before the first update, so it holds step 0's policy: only the seed,
+    derived from (analysis seed, run seed, step), tells their samples apart (docs/hdf5.md, "Seeds")."""
+    from pgsubspaces.config import sample_seed
+    from pgsubspaces.runfile import RunFile
+
+    with RunFile(smoke_workflow / "results/smoke/runs/ppo/Pendulum/seed0.h5") as run:
+        np.testing.assert_array_equal(run.vector(0, "actor"), run.vector(512, "actor"))
+    folder = smoke_workflow / EIGEN.format(variant="corrected", algo="ppo").replace("/eigen/", "/data/")
+    observations = {}
+    for step in (0, 512):
+        with h5py.File(folder / f"step{step:09d}.h5", "r") as f:
+            assert f.attrs["seed"] == sample_seed(0, 0, step)
+            observations[step] = f["precise/observations"][()]
+    assert observations[0].shape == observations[512].shape
+    assert not np.allclose(observations[0][1:], observations[512][1:])
