@@ -124,11 +124,11 @@ def test_smoke_config_through_slurm_equals_the_local_run_after_a_failed_job(clus
 
     # the rerun does only what is missing: that eigen job and what depends on it
     counts = dry_run_jobs(workdir)
-    assert counts.pop("eigen") == 1 and set(counts) <= {"run_tables", "tables", "figure", "all"}, counts
+    assert counts.pop("eigen") == 1 and set(counts) <= {"run_tables", "tables", "scorecard", "figure", "all"}, counts
 
     second = slurm_run(workdir, job_env())
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
     tables = sorted((smoke_workflow / TABLES).glob("*.csv"))
-    assert len(tables) == 6  # five tables and the (empty) sweep table
+    assert len(tables) == 8  # five tables, the (empty) sweep table, the scorecard and its accuracy table
     for table in tables:
         assert (workdir / TABLES / table.name).read_bytes() == table.read_bytes(), table.name

@@ -169,3 +169,43 @@ def test_each_checkpoint_has_its_own_analysis_seed(smoke_workflow):
             observations[step] = f["precise/observations"][()]
     assert observations[0].shape == observations[512].shape
     assert not np.allclose(observations[0][1:], observations[512][1:])
+
+
+def test_an_unresolved_subspace_is_marked_in_the_file_the_log_and_the_tables(tmp_path, caplog):
+    """Issue 11's operator (five outliers over a flat bulk, k = 20) through the eigen stage's writer and the
+    tables: the top-5 subspace is resolved, the top-20 one is not, and each layer says so."""
+    import logging
+    from types import SimpleNamespace
+
+    import torch as th
+    from test_eigensolvers import issue_spectrum, synthetic
+
+    from pgsubspaces.eigen import _log_result, _write_result
+    from pgsubspaces.eigensolvers import lanczos
+    from pgsubspaces.tables import EigenFile, fraction_rows
+
+    matvec, values, basis = synthetic(issue_spectrum(), th.float32)
+    result = lanczos(matvec, len(values), 20, 1e-4, th.float32, "cpu", subspace_tol=0.1, guard=5, levels=(1, 5, 20))
+    true_overlap = np.sum((basis[:, :20].T @ result.eigenvectors.double().numpy()) ** 2) / 20
+    assert true_overlap < 0.99 and result.unresolved_levels() == [20]  # wrong, and flagged
+    operator = SimpleNamespace(loss=SimpleNamespace(n_samples=1), cached_chunks=1, chunks=[0])
+    path = tmp_path / "eigen.h5"
+    with h5py.File(path, "w") as f, caplog.at_level(logging.WARNING, logger="pgsubspaces.eigen"):
+        f.attrs.update(step=1000, subspace_tol=0.1)
+        for net in ("actor", "critic"):
+            for hessian in ("precise", "minibatch"):
+                _write_result(f.create_group(f"{net}/{hessian}"), result, operator)
+                _log_result(1000, net, hessian, result)
+            g = np.random.default_rng(0).standard_normal(len(values))
+            f[f"{net}/precise/gradient"], f[f"{net}/minibatch/gradients"] = g, g[None]
+    assert "actor precise: top-k subspace NOT resolved to subspace_tol 0.1 at k=20" in caplog.text
+    with h5py.File(path, "r") as f:
+        assert list(f["actor/precise"].attrs["unresolved_levels"]) == [20]
+        assert f["actor/precise"].attrs["stop_reason"] in ("gap-limited", "budget")
+    rows = pd.DataFrame(
+        fraction_rows(("x", "T", 0), EigenFile(path), (5, 20), "", np.random.default_rng(0)),
+        columns=["algo", "task", "seed", "step", "phase", "net", "gradient", "hessian", "k", "n_params"]
+        + ["fraction", "chance", "random_control", "subspace_bound", "resolved"],
+    )
+    assert set(rows[rows.k == 5].resolved) == {True} and set(rows[rows.k == 20].resolved) == {False}
+    assert (rows[rows.k == 20].subspace_bound > 0.1).all()

@@ -272,7 +272,14 @@ def test_only_what_depends_on_a_change_reruns(smoke_workflow):
     eigen = smoke_workflow / "results/smoke/eigen/corrected/sac/Pendulum/seed0/step000000300.h5"
     eigen.unlink()
     # that eigen job, its run's tables, the merge and every figure: not the data, not the other run
-    assert dry_run_jobs(smoke_workflow) == {"eigen": 1, "run_tables": 1, "tables": 1, "figure": 10, "all": 1}
+    assert dry_run_jobs(smoke_workflow) == {
+        "eigen": 1,
+        "run_tables": 1,
+        "tables": 1,
+        "scorecard": 1,
+        "figure": 10,
+        "all": 1,
+    }
     from conftest import snakemake
 
     snakemake(smoke_workflow, "--cores", "2", "--configfile", "config/smoke.yaml")  # and the rerun restores them
