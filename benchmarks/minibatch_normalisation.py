@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import torch as th
 
-from pgsubspaces.checkpoint_losses import DTYPES, read_batches, resolve_device, to_tensors
+from pgsubspaces.checkpoint_losses import DTYPES, graph_budget_bytes, read_batches, resolve_device, to_tensors
 from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.eigen import solve
 from pgsubspaces.hessian import HessianOperator
@@ -49,7 +49,7 @@ def compare(run_path: Path, data_path: Path, eigen_path: Path, k: int | None) ->
         settings = {**run.config("hyperparameters"), "normalize_advantage": False}
         policy = build_policy(run, batches.step).to(device=device, dtype=dtype)
         loss = make_loss("ppo", "actor", policy, to_tensors(batch, device, dtype), settings, spec.variant)
-    operator = HessianOperator(loss, loss.theta0(), spec.chunk_size, 0.3e9)
+    operator = HessianOperator(loss, loss.theta0(), spec.chunk_size, graph_budget_bytes(spec.memory_budget_gb, device))
     alternative = solve(operator, spec, batches.seed).eigenvectors.cpu().numpy()
     paper = subspace_fraction(paper_vectors[:, :k], gradients)
     other = subspace_fraction(alternative[:, :k], gradients)

@@ -86,7 +86,8 @@ def test_top_eigenpairs_match_the_explicit_hessian(tiny_runs, algo, net, dtype, 
 def test_explicit_solver_gives_every_eigenvalue(tiny_runs):
     values, vectors = reference(tiny_runs, "ppo", "actor")
     loss = real_loss(tiny_runs, "ppo", "actor", th.float64)
-    result = explicit(HessianOperator(loss, loss.theta0()).dense(), K, tol=1e-8, levels=(1, 3), **ACCURACY)
+    dense = HessianOperator(loss, loss.theta0(), chunk_size=300).dense()
+    result = explicit(dense, K, tol=1e-8, levels=(1, 3), **ACCURACY)
     assert result.all_eigenvalues.shape == values.shape
     np.testing.assert_allclose(result.all_eigenvalues, values, atol=1e-9 * abs(values[0]))
     # exact gaps from all eigenvalues, the next five eigenvalues as guards, and bounds that hold
@@ -99,7 +100,7 @@ def test_explicit_solver_gives_every_eigenvalue(tiny_runs):
 
 def test_non_convergence_names_its_residuals(tiny_runs):
     loss = real_loss(tiny_runs, "ppo", "actor", th.float32)
-    operator = HessianOperator(loss, loss.theta0())
+    operator = HessianOperator(loss, loss.theta0(), chunk_size=300)
     with pytest.raises(
         EigenConvergenceError,
         match=r"lanczos did not converge: max residual / max\|lambda\| = .* "

@@ -83,8 +83,8 @@ class HessianOperator:
         self,
         loss: FlatLoss,
         theta: th.Tensor,
-        chunk_size: int = 16384,
-        memory_budget: float = 0.3e9,
+        chunk_size: int,
+        memory_budget: float = 0.0,
         workers: int = 1,
     ):
         if chunk_size < 1 or workers < 1:
