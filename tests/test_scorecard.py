@@ -8,41 +8,9 @@ import pandas as pd
 import pytest
 
 from pgsubspaces.scorecard import main, scorecard
+from pgsubspaces.tables import TABLES
 
-COLUMNS = {
-    "fractions": (
-        "algo",
-        "task",
-        "seed",
-        "step",
-        "phase",
-        "net",
-        "gradient",
-        "hessian",
-        "k",
-        "n_params",
-        "fraction",
-        "chance",
-        "random_control",
-        "subspace_bound",
-        "resolved",
-    ),  # fmt: skip
-    "overlaps": (
-        "algo",
-        "task",
-        "seed",
-        "net",
-        "k",
-        "n_params",
-        "t1",
-        "t2",
-        "overlap",
-        "chance",
-        "subspace_bound",
-        "resolved",
-    ),  # fmt: skip
-    "spectra": ("algo", "task", "seed", "step", "net", "hessian", "kind", "index", "eigenvalue"),
-}
+COLUMNS = TABLES  # the columns pgsubspaces.tables writes
 
 
 def write(folder, name, rows):
