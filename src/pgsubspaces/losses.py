@@ -163,7 +163,7 @@ def squashed_sample(policy: SACPolicy, observations: th.Tensor, noise: th.Tensor
 class SACActorLoss(FlatLoss):
     """alpha log pi - min Q at reparameterised actions; batch keys observations, actor_noise."""
 
-    def __init__(self, policy: SACPolicy, batch, ent_coef: float, variant: str = "corrected"):
+    def __init__(self, policy: SACPolicy, batch, ent_coef: float, variant: str):
         super().__init__(policy, "sac", "actor", batch)
         self.ent_coef, self.q_has_gradient = ent_coef, check_variant(variant) == "corrected"
 
@@ -175,7 +175,7 @@ class SACActorLoss(FlatLoss):
         return self.ent_coef * log_prob - q
 
 
-def sac_targets(policy: SACPolicy, batch, ent_coef: float, gamma: float, variant: str = "corrected") -> th.Tensor:
+def sac_targets(policy: SACPolicy, batch, ent_coef: float, gamma: float, variant: str) -> th.Tensor:
     """y = r + gamma (1 - done) (min_i Qtarget_i(s', a') - alpha log pi(a'|s')), shape (n,), no gradient.
 
     ``done`` is a termination (dones without timeouts) in the corrected variant, any episode end in the
