@@ -67,7 +67,7 @@ class Tables:
             missing = sorted(set(REQUIRED.get(name, ())) - set(frame.columns))
             if missing:
                 raise ValueError(f"{self.files[name]}: no column {', '.join(missing)} (docs/tables.md); rerun tables")
-            if "status" in frame:  # sweep.csv: a failed configuration has no metrics, nor their accuracy
+            if {"status", "resolved"} <= set(frame):  # sweep.csv: a failed configuration has no metrics, nor accuracy
                 frame = frame.assign(resolved=frame.resolved.where(frame.status == "ok", True))
             self._cache[name] = _parse_resolved(frame, self.files[name]) if "resolved" in frame else frame
         return self._cache[name]
