@@ -140,7 +140,7 @@ def _root_attrs(run: RunFile, batches: Batches, spec: AnalysisSpec, device: th.d
         "subspace_tol": spec.subspace_tol,
         "dtype": spec.dtype,
         "device": str(device),
-        "seed": batches.seed,
+        "sample_seed": batches.seed,
         "data_file": str(data_path),
         "analysis": spec.stage_json("eigen"),
     }
