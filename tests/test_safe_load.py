@@ -26,6 +26,8 @@ from pgsubspaces.export import main as export_main
 from pgsubspaces.sb3_files import parse_array
 from pgsubspaces.train import train
 
+FINGER = "dm_control/finger-spin-v0"
+
 
 class Payload:
     """Unpickling this runs a shell command that creates ``marker``."""
@@ -133,7 +135,16 @@ def test_crafted_vecnormalize_is_refused(ppo_zip, tmp_path):
 
 
 def test_crafted_replay_buffer_and_wrong_pickles_are_refused(tmp_path):
-    model = SAC("MlpPolicy", "Pendulum-v1", device="cpu", buffer_size=100, learning_starts=10, seed=0)
+    model = SAC(
+        "MlpPolicy",
+        "Pendulum-v1",
+        device="cpu",
+        buffer_size=100,
+        learning_starts=10,
+        batch_size=8,
+        seed=0,
+        policy_kwargs={"net_arch": [8]},
+    )
     model.learn(20)
     model.save(tmp_path / "sac.zip")
     model.save_replay_buffer(tmp_path / "buffer.pkl")
@@ -184,6 +195,9 @@ def test_unreadable_fields_are_named(ppo_zip, tmp_path):
     message = export(bad, "--out", tmp_path / "run.h5")
     assert "'observation_space'" in message and "summarised with '...'" in message and "--spaces-from-env" in message
     assert export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env", "--env-id", "Pendulum-v1") == ""
+    message = export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env", "--env-id", "MountainCarContinuous-v0")
+    assert "summarised.zip: 'observation_space' has _shape [3], the env's [2]" in message
+    assert "--spaces-from-env needs --env-id" in export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env")
 
     def float64(data):  # "-1." does not pin down a float64: it may be a rounding of -1.000000001
         data["observation_space"]["dtype"] = "float64"
@@ -305,16 +319,24 @@ def test_safe_and_trusted_loading_give_identical_run_files(tmp_path):
         assert f["replay/rewards"].shape == (150,) and f["checkpoints/steps"][()].tolist() == [100, 200]
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
-def test_export_run_is_unchanged_by_the_safe_reader(tmp_path, algo):
+@pytest.mark.parametrize("algo, env_id", [("ppo", "Pendulum-v1"), ("sac", "Pendulum-v1"), ("ppo", FINGER)])
+def test_export_run_is_unchanged_by_the_safe_reader(tmp_path, algo, env_id):
     th.set_num_threads(1)
     spec = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))[algo, "Pendulum", 0]
     budget = {"ppo": 1024, "sac": 300}[algo]
-    spec = dataclasses.replace(spec, total_steps=budget, checkpoint_steps=(0, budget // 2, budget))
+    spec = dataclasses.replace(spec, total_steps=budget, checkpoint_steps=(0, budget // 2, budget), env_id=env_id)
+    if env_id == FINGER:  # float64 action bounds: printed "[-1. -1.]" does not pin them down, the env does
+        spec = dataclasses.replace(spec, hyperparameters={**spec.hyperparameters, "n_steps": 256, "batch_size": 64})
+        spec = dataclasses.replace(spec, total_steps=512, checkpoint_steps=(0, 512))
     train(spec, tmp_path / "run", tmp_path / "run/training.json", device="cpu", progress=False)
     export_run(tmp_path / "run", tmp_path / "safe.h5")
     export_run(tmp_path / "run", tmp_path / "trusted.h5", trust=True)
     assert_same_run_files(tmp_path / "safe.h5", tmp_path / "trusted.h5")
+    if env_id == FINGER:
+        with h5py.File(tmp_path / "safe.h5") as f:
+            assert f["spaces/action/low"].dtype == np.float64
+        message = export(tmp_path / "run/checkpoints/step_000000512/model.zip", "--out", tmp_path / "zip.h5")
+        assert "'action_space'" in message and "may be rounded" in message and "--spaces-from-env" in message
 
 
 def test_printed_arrays_parse_exactly_or_are_refused():

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import logging
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +100,22 @@ class ZipCheckpoint:
     own loader, which unpickles the zip's ``:serialized:`` entries and so runs any code they carry.
     """
 
-    def __init__(self, path: Path, *, trust: bool = False, spaces: tuple[gym.spaces.Box, gym.spaces.Box] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        trust: bool = False,
+        spaces: tuple[gym.spaces.Box, gym.spaces.Box] | None = None,
+        fallback_spaces: Callable[[], tuple[gym.spaces.Box, gym.spaces.Box]] | None = None,
+    ):
+        """``spaces``: take these (checked against the zip) instead of the printed bounds;
+        ``fallback_spaces``: called for them when the printed bounds do not pin the values down."""
         self.path = Path(path)
         self.trust = trust
         if trust:
             self._load_trusted()
         else:
-            self._load_safe(spaces)
+            self._load_safe(spaces, fallback_spaces)
         for key, space in (("observation_space", self.observation_space), ("action_space", self.action_space)):
             if not isinstance(space, gym.spaces.Box):
                 raise ExportError(f"{self.path}: '{key}' is {type(space).__name__}; only continuous (Box) spaces")
@@ -140,15 +151,20 @@ class ZipCheckpoint:
         self.target_entropy = float(data.get("target_entropy", np.nan))
         self.num_timesteps = int(data["num_timesteps"])
 
-    def _load_safe(self, spaces: tuple[gym.spaces.Box, gym.spaces.Box] | None) -> None:
+    def _load_safe(self, spaces, fallback_spaces) -> None:
         try:
             zipped = sb3_files.ZipData(self.path)
             self.algo = sb3_files.algorithm(zipped)
             if spaces is None:
-                self.observation_space = sb3_files.box_space(zipped, "observation_space")
-                self.action_space = sb3_files.box_space(zipped, "action_space")
+                try:
+                    spaces = tuple(sb3_files.box_space(zipped, key) for key in ("observation_space", "action_space"))
+                except sb3_files.UnreadableSpaceError:
+                    if fallback_spaces is None:
+                        raise
+                    spaces = _matching_spaces(zipped, fallback_spaces())
             else:
-                self.observation_space, self.action_space = _matching_spaces(zipped, spaces)
+                spaces = _matching_spaces(zipped, spaces)
+            self.observation_space, self.action_space = spaces
             self._kwargs = sb3_files.policy_kwargs(zipped)
             use_sde = zipped.plain("use_sde") if "use_sde" in zipped.data else False
             self.num_timesteps = int(zipped.plain("num_timesteps"))
@@ -156,6 +172,8 @@ class ZipCheckpoint:
             self.target_entropy = float(zipped.plain("target_entropy")) if "target_entropy" in zipped.data else np.nan
         except sb3_files.SB3FileError as error:
             raise ExportError(str(error)) from None
+        except KeyError as error:
+            raise ExportError(f"{self.path}: 'data' lacks the field {error}") from None
         except (TypeError, ValueError) as error:
             raise ExportError(f"{self.path}: a field of 'data' has an unexpected value ({error})") from None
         self.data, self.variables = zipped.data, zipped.variables
@@ -280,14 +298,22 @@ class ZipCheckpoint:
 
 
 def _matching_spaces(zipped: sb3_files.ZipData, spaces: tuple[gym.spaces.Box, gym.spaces.Box]):
-    """The user's spaces (from --spaces-from-env), checked against the shapes the zip records."""
+    """Spaces from an env, checked against what the zip records: Box, shape, dtype and printed bounds."""
     for key, space in zip(("observation_space", "action_space"), spaces):
         value = zipped.data.get(key)
         if not sb3_files.is_serialized(value):
             raise ExportError(f"{zipped.path}: '{key}' is missing from 'data'")
-        shape = value.get("_shape")
-        if shape is not None and tuple(shape) != tuple(space.shape):
-            raise ExportError(f"{zipped.path}: '{key}' has shape {tuple(shape)}, the env's has {space.shape}")
+        if value.get(":type:") not in sb3_files.BOX_TYPES or not isinstance(space, gym.spaces.Box):
+            raise ExportError(f"{zipped.path}: '{key}' is {value.get(':type:')}; only continuous (Box) spaces")
+        recorded = {
+            "_shape": (list(value.get("_shape", [])), list(space.shape)),
+            "dtype": (value.get("dtype"), str(space.dtype)),
+            "low": (" ".join(str(value.get("low")).split()), " ".join(str(space.low).split())),
+            "high": (" ".join(str(value.get("high")).split()), " ".join(str(space.high).split())),
+        }
+        for field, (theirs, ours) in recorded.items():
+            if theirs != ours and "..." not in str(theirs):  # a summarised print cannot be compared
+                raise ExportError(f"{zipped.path}: '{key}' has {field} {theirs}, the env's {ours}")
     return spaces
 
 
@@ -351,6 +377,16 @@ def _float_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def _env_spaces(env_id: str, env_kwargs: dict[str, Any] | None) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    try:
+        venv = make_vec_env(env_id, env_kwargs)
+    except Exception as error:
+        raise ExportError(f"cannot make env {env_id!r} for its spaces ({type(error).__name__}: {error})") from None
+    spaces = (venv.observation_space, venv.action_space)
+    venv.close()
+    return spaces
+
+
 def _common_layouts(zips: list[ZipCheckpoint]) -> dict[str, ParameterLayout]:
     layouts = zips[0].layouts()
     for checkpoint in zips[1:]:
@@ -378,9 +414,10 @@ def export_run(run_dir: Path, out: Path, *, trust: bool = False) -> None:
         raise ExportError(f"{run_dir}: checkpoints at steps {missing} are missing")
     steps = [s for s in steps if s in set(spec.checkpoint_steps)]
     zips, checkpoints = [], []
+    env_spaces = functools.cache(lambda: _env_spaces(spec.env_id, spec.env_kwargs))  # e.g. float64 bounds
     for step in steps:
         folder = checkpoint_dir(run_dir, step)
-        zips.append(ZipCheckpoint(folder / "model.zip", trust=trust))
+        zips.append(ZipCheckpoint(folder / "model.zip", trust=trust, fallback_spaces=env_spaces))
         state = read_state(run_dir, step)
         vn_path = folder / "vecnormalize.pkl"
         vec_normalize = vec_normalize_stats(vn_path, trust=trust) if vn_path.exists() else None
@@ -481,9 +518,7 @@ def export_models(
     if spaces_from_env:
         if env_id is None:
             raise ExportError("--spaces-from-env needs --env-id")
-        venv = make_vec_env(env_id)
-        spaces = (venv.observation_space, venv.action_space)
-        venv.close()
+        spaces = _env_spaces(env_id, None)
     zips = [ZipCheckpoint(p, trust=trust, spaces=spaces) for p in zip_paths]
     order = np.argsort([z.step for z in zips], kind="stable")
     zips = [zips[i] for i in order]

@@ -37,6 +37,10 @@ class SB3FileError(ValueError):
     """A stable-baselines3 file cannot be read safely; the message names the file and the key or type."""
 
 
+class UnreadableSpaceError(SB3FileError):
+    """A space's readable fields do not pin it down (missing, summarised, or rounded for its dtype)."""
+
+
 # ---------------------------------------------------------------------------------------------- zips
 
 
@@ -143,9 +147,13 @@ def box_space(zipped: ZipData, key: str) -> gym.spaces.Box:
         low = parse_array(str(fields["low"]), dtype, shape)
         high = parse_array(str(fields["high"]), dtype, shape)
     except KeyError as error:
-        raise SB3FileError(f"{zipped.path}: '{key}' lacks the readable field {error}; pass --spaces-from-env") from None
+        raise UnreadableSpaceError(
+            f"{zipped.path}: '{key}' lacks the readable field {error}; pass --spaces-from-env with --env-id"
+        ) from None
     except (TypeError, ValueError) as error:
-        raise SB3FileError(f"{zipped.path}: '{key}': {error}; pass --spaces-from-env") from None
+        raise UnreadableSpaceError(
+            f"{zipped.path}: '{key}': {error}; pass --spaces-from-env with --env-id to take the spaces from the env"
+        ) from None
     try:
         return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
     except (TypeError, ValueError, AssertionError) as error:
