@@ -60,8 +60,11 @@ def test_ppo_zip_with_vecnormalize_through_the_rule(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     (workdir / "imports").mkdir()
     model.save(workdir / "imports/mine.zip")
-    snakemake(workdir, "--cores", "1", "results/imports/mine.h5")
-    with RunFile(workdir / "results/imports/mine.h5") as run:
+    (workdir / "mine.yaml").write_text(
+        "experiment: imp\nimports: {mine: {zips: [imports/mine.zip], task: Pendulum, seed: 0}}\n"
+    )  # paths relative to the workflow folder
+    snakemake(workdir, "results/imp/runs/imports/mine.h5", "--cores", "1", "--configfile", "mine.yaml")
+    with RunFile(workdir / "results/imp/runs/imports/mine.h5") as run:
         assert run.steps.tolist() == [512] and run.algo == "ppo"
         assert run.config("policy") == {"activation_fn": "relu"}
         assert run.config("hyperparameters")["n_steps"] == 256 and run.config("hyperparameters")["clip_range"] == 0.2
@@ -80,6 +83,8 @@ def test_ppo_zip_with_vecnormalize_through_the_rule(tmp_path):
         [
             "model",
             str(workdir / "imports/mine.zip"),
+            "--env-id",
+            "Pendulum-v1",
             "--vecnormalize",
             str(tmp_path / "vn.pkl"),
             "--out",

@@ -2,7 +2,7 @@
 
     python -m pgsubspaces.export run --run-dir DIR --out RUN.h5
     python -m pgsubspaces.export model A.zip [B.zip ...] --out RUN.h5 [--vecnormalize A.pkl ...]
-        [--replay-buffer BUFFER.pkl] [--task NAME] [--env-id ID] [--seed N]
+        [--replay-buffer BUFFER.pkl] (--task NAME | --env-id ID | both) [--seed N]
 
 The second form takes stable-baselines3 PPO/SAC model zips trained anywhere, so their checkpoints can be
 analysed like the workflow's own.
@@ -321,10 +321,21 @@ def main(argv: list[str] | None = None) -> None:
     model.add_argument("--out", required=True, type=Path)
     model.add_argument("--vecnormalize", nargs="+", type=Path, help="one VecNormalize pickle per zip")
     model.add_argument("--replay-buffer", type=Path, help="SAC: the buffer saved with the last zip")
-    model.add_argument("--task")
-    model.add_argument("--env-id")
+    model.add_argument("--task", help="a task of config/tasks.yaml (its env_id unless --env-id is given)")
+    model.add_argument("--env-id", help="the gymnasium id the analysis builds the env with")
     model.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
+    if args.command == "model" and args.env_id is None:  # the analysis needs an env to sample from
+        if args.task is None:
+            model.error("give --env-id (a gymnasium id) or --task (a task of config/tasks.yaml): the analysis needs it")
+        from pgsubspaces.config import load_config
+
+        registry = load_config()["tasks"]
+        if args.task not in registry:
+            model.error(
+                f"--task {args.task!r} is not in config/tasks.yaml (known: {', '.join(registry)}); give --env-id"
+            )
+        args.env_id = registry[args.task]["env_id"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.command == "run":
         export_run(args.run_dir, args.out)
