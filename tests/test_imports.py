@@ -276,3 +276,12 @@ def test_the_example_config_names_what_is_missing():
         error.value
     )
     assert str(error.value).count("config key") == 1
+
+
+def test_two_imports_of_one_run_are_refused(zips):
+    """Same algorithm, task and seed: the tables could not tell the two apart."""
+    entry = {"zips": [str(p) for p in zips["paths"]], "task": "Pendulum", "seed": 0}
+    with pytest.raises(ConfigError) as error:
+        validate_config(load_config() | imports_config({"a": entry, "b": dict(entry)}))
+    assert "config key 'imports.b.seed': ppo on Pendulum with seed 0 is already imports.a;" in str(error.value)
+    validate_config(load_config() | imports_config({"a": entry, "b": {**entry, "seed": 1}}))  # seeds of one study
