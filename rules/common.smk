@@ -21,9 +21,11 @@ shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH
 import json
 
 from pgsubspaces.config import (
+    IMPORT_NAME,
     ConfigError,
     analysed_steps,
     analysis_spec,
+    import_specs,
     overlap_references,
     run_specs,
     spectrum_runs,
@@ -31,7 +33,7 @@ from pgsubspaces.config import (
     sweep_specs,
     validate_config,
 )
-from pgsubspaces.figures import FIGURES, SWEEP_FIGURES, caption
+from pgsubspaces.figures import FIGURES, IMPORT_FIGURES, SWEEP_FIGURES, caption
 from pgsubspaces.sweep import failure
 
 try:
@@ -39,12 +41,15 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-# Every run, main study and sweep, by its run id: the path segment of all its outputs.
+# Every run, main study, sweep and imports, by its run id: the path segment of all its outputs. An
+# import (config imports.<name>, run id imports/<name>) is exported from its model zips, never trained.
 MAIN_RUNS = [spec.run_id for spec in run_specs(config).values()]
 SWEEP_RUNS = [spec.run_id for spec in sweep_specs(config).values()]
+IMPORTS = import_specs(config)
+IMPORT_RUNS = [spec.run_id for spec in IMPORTS.values()]
 RUNS = {
     spec.run_id: spec
-    for specs in (run_specs(config), sweep_specs(config))
+    for specs in (run_specs(config), sweep_specs(config), IMPORTS)
     for spec in specs.values()
 }
 SPECTRA = spectrum_runs(config)
@@ -54,10 +59,15 @@ ANALYSIS = analysis_spec(config)  # every analysis setting, resolved once
 VARIANT = ANALYSIS.variant  # a path segment: corrected and original results never mix
 TABLES = f"{RESULTS}/tables/{VARIANT}"
 TASKS = "|".join(config["tasks"])
+FIGURES_DIR = f"figures/{config['experiment']}"  # per experiment: a smoke run leaves the default's alone
+TRAINED_RUN = rf"(ppo|sac)/({TASKS})/seed\d+|sweep/(ppo|sac)/({TASKS})/c\d+/seed\d+"
+IMPORTED_RUN = (
+    rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
+)
 
 
 wildcard_constraints:
-    run=rf"(ppo|sac)/({TASKS})/seed\d+|sweep/(ppo|sac)/({TASKS})/c\d+/seed\d+",
+    run=f"{TRAINED_RUN}|{IMPORTED_RUN}",
     algo="ppo|sac",
     step=r"\d{9}",
     figure="|".join(FIGURES),
@@ -69,7 +79,42 @@ def get_spec(wildcards):
         raise WorkflowError(
             f"{wildcards.run} is not among the runs of config experiment '{config['experiment']}'"
         )
+    if wildcards.run in IMPORT_RUNS:
+        raise WorkflowError(
+            f"{wildcards.run} is imported from model zips; it is never trained"
+        )
     return RUNS[wildcards.run].to_json()
+
+
+def get_import(wildcards):
+    if wildcards.run not in IMPORT_RUNS:
+        raise WorkflowError(
+            f"{wildcards.run} is not among the imports of config experiment '{config['experiment']}'"
+        )
+    return RUNS[wildcards.run]
+
+
+def get_import_inputs(wildcards):
+    """The files of an import: its zips, VecNormalize pickles and replay buffer."""
+    spec = get_import(wildcards)
+    inputs = {"zips": list(spec.zips)}
+    if spec.vecnormalize:
+        inputs["vecnormalize"] = list(spec.vecnormalize)
+    if spec.replay_buffer:
+        inputs["replay_buffer"] = spec.replay_buffer
+    return inputs
+
+
+def get_import_arguments(wildcards):
+    """The export CLI's arguments for an import, a list the shell command quotes item by item."""
+    spec = get_import(wildcards)
+    arguments = [*spec.zips, "--task", spec.task, "--env-id", spec.env_id]
+    arguments += ["--seed", str(spec.seed)]
+    if spec.vecnormalize:
+        arguments += ["--vecnormalize", *spec.vecnormalize]
+    if spec.replay_buffer:
+        arguments += ["--replay-buffer", spec.replay_buffer]
+    return arguments
 
 
 # Wall-clock planning for cluster jobs (minutes); one core (docs/reference.md P3: PPO ~1,400 env steps/s, SAC
@@ -83,7 +128,7 @@ def get_train_minutes(wildcards):
 
 
 def run_files():
-    return [f"{RESULTS}/runs/{run}.h5" for run in MAIN_RUNS]
+    return [f"{RESULTS}/runs/{run}.h5" for run in MAIN_RUNS + IMPORT_RUNS]
 
 
 def eigen_file(run, step):
@@ -91,9 +136,11 @@ def eigen_file(run, step):
 
 
 def eigen_files():
-    """One eigen file per analysed checkpoint of every main run."""
+    """One eigen file per analysed checkpoint of every main run and import."""
     return [
-        eigen_file(run, step) for run in MAIN_RUNS for step in analysed_steps(RUNS[run])
+        eigen_file(run, step)
+        for run in MAIN_RUNS + IMPORT_RUNS
+        for step in analysed_steps(RUNS[run])
     ]
 
 
@@ -116,7 +163,7 @@ def get_run_eigen_files(wildcards):
     ]
 
 
-def run_table_dirs(runs=MAIN_RUNS):
+def run_table_dirs(runs=MAIN_RUNS + IMPORT_RUNS):
     return [f"{TABLES}/runs/{run}" for run in runs]
 
 
@@ -161,8 +208,21 @@ def get_figure_tables(wildcards):
     return {name: f"{TABLES}/{name}.csv" for name in TABLE_NAMES}
 
 
+def experiment_figures():
+    """Every figure when the experiment trains; with imports only, those that need no learning curves,
+    phases or sweep (zips carry none), for the algorithms imported."""
+    if MAIN_RUNS:
+        return list(FIGURES)
+    algos = {spec.algo for spec in IMPORTS.values()}
+    return [
+        name
+        for name in IMPORT_FIGURES
+        if FIGURES[name][1].get("algo", "any") in {"any", *algos}
+    ]
+
+
 def figure_files():
-    return [f"figures/{name}.pdf" for name in FIGURES]
+    return [f"{FIGURES_DIR}/{name}.pdf" for name in experiment_figures()]
 
 
 def get_caption(wildcards):

@@ -5,6 +5,8 @@ rule export:
         h5=f"{RESULTS}/runs/{{run}}.h5",
     log:
         f"{LOGS}/export/{{run}}.log",
+    wildcard_constraints:
+        run=TRAINED_RUN,
     conda:
         "../envs/rl.yaml"
     message:
@@ -13,17 +15,22 @@ rule export:
         "python -m pgsubspaces.export run --run-dir $(dirname {input.summary}) --out {output.h5} > {log} 2>&1"
 
 
-# Checkpoints trained elsewhere: put an SB3 PPO/SAC zip at imports/<name>.zip, ask for results/imports/<name>.h5.
-rule export_model:
+# Checkpoints trained elsewhere (config imports.<name>, run id imports/<name>): exported from their model
+# zips, so data, eigen and run_tables treat them like a trained run; never a training job.
+rule export_import:
     input:
-        zip="imports/{name}.zip",
+        unpack(get_import_inputs),
     output:
-        h5="results/imports/{name}.h5",
+        h5=f"{RESULTS}/runs/{{run}}.h5",
     log:
-        "logs/imports/{name}.log",
+        f"{LOGS}/export/{{run}}.log",
+    wildcard_constraints:
+        run=IMPORTED_RUN,
     conda:
         "../envs/rl.yaml"
+    params:
+        arguments=get_import_arguments,
     message:
-        "export the model zip {input.zip} to HDF5"
+        "export the model zips of {wildcards.run} to HDF5"
     shell:
-        "python -m pgsubspaces.export model {input.zip} --out {output.h5} > {log} 2>&1"
+        "python -m pgsubspaces.export model {params.arguments:q} --out {output.h5:q} > {log:q} 2>&1"

@@ -10,14 +10,14 @@ rule figure:
         unpack(get_figure_tables),
     output:
         pdf=report(
-            "figures/{figure}.pdf",
+            f"{FIGURES_DIR}/{{figure}}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{figure}"},
         ),
-        png="figures/{figure}.png",
+        png=f"{FIGURES_DIR}/{{figure}}.png",
     log:
-        "logs/figures/{figure}.log",
+        f"{LOGS}/figures/{{figure}}.log",
     conda:
         "../envs/plots.yaml"
     params:

@@ -5,6 +5,8 @@ checkpoint train:
         summary=f"{RESULTS}/runs/{{run}}/training.json",
     log:
         f"{LOGS}/train/{{run}}.log",
+    wildcard_constraints:
+        run=TRAINED_RUN,
     conda:
         "../envs/rl.yaml"
     threads: 1

@@ -9,6 +9,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
 from pgsubspaces.agents import new_agent
+from pgsubspaces.analysis_data import _analysis_env
 from pgsubspaces.envs import make_vec_env
 from pgsubspaces.export import main as export_main
 from pgsubspaces.runfile import RunFile, build_policy
@@ -60,8 +61,11 @@ def test_ppo_zip_with_vecnormalize_through_the_rule(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     (workdir / "imports").mkdir()
     model.save(workdir / "imports/mine.zip")
-    snakemake(workdir, "--cores", "1", "results/imports/mine.h5")
-    with RunFile(workdir / "results/imports/mine.h5") as run:
+    (workdir / "mine.yaml").write_text(
+        "experiment: imp\nimports: {mine: {zips: [imports/mine.zip], task: Pendulum, seed: 0}}\n"
+    )  # paths relative to the workflow folder
+    snakemake(workdir, "results/imp/runs/imports/mine.h5", "--cores", "1", "--configfile", "mine.yaml")
+    with RunFile(workdir / "results/imp/runs/imports/mine.h5") as run:
         assert run.steps.tolist() == [512] and run.algo == "ppo"
         assert run.config("policy") == {"activation_fn": "relu"}
         assert run.config("hyperparameters")["n_steps"] == 256 and run.config("hyperparameters")["clip_range"] == 0.2
@@ -80,6 +84,8 @@ def test_ppo_zip_with_vecnormalize_through_the_rule(tmp_path):
         [
             "model",
             str(workdir / "imports/mine.zip"),
+            "--env-id",
+            "Pendulum-v1",
             "--vecnormalize",
             str(tmp_path / "vn.pkl"),
             "--out",
@@ -91,3 +97,15 @@ def test_ppo_zip_with_vecnormalize_through_the_rule(tmp_path):
         np.testing.assert_array_equal(stats["obs_mean"], venv.obs_rms.mean)
         np.testing.assert_array_equal(stats["obs_var"], venv.obs_rms.var)
         assert stats["ret_var"] == float(venv.ret_rms.var) and stats["clip_obs"] == 10.0 and stats["norm_reward"]
+        # the analysis rebuilds the env with these settings and the checkpoint's statistics
+        assert run.config("vec_normalize") == {
+            "norm_obs": True,
+            "norm_reward": True,
+            "clip_obs": 10.0,
+            "clip_reward": 10.0,
+            "gamma": 0.99,
+            "epsilon": venv.epsilon,
+        }
+        normalizer = _analysis_env(run, 512)
+        np.testing.assert_array_equal(normalizer.obs_rms.mean, venv.obs_rms.mean)
+        assert not normalizer.training

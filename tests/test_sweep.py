@@ -248,7 +248,8 @@ def test_a_diverged_configuration_is_recorded_and_the_sweep_completes(sweep_work
     expected = tuned[(tuned.t1 == 512) & (tuned.t2 == 1024)].overlap.item()
     assert float(rows["ppo", "tuned"]["overlap_actor"]) == pytest.approx(expected)
     for name in ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap"):
-        assert (sweep_workflow / f"figures/{name}.pdf").exists() and (sweep_workflow / f"figures/{name}.png").exists()
+        for suffix in (".pdf", ".png"):
+            assert (sweep_workflow / "figures/smoke" / f"{name}{suffix}").exists()
 
 
 @pytest.mark.parametrize("metric", ["max_return", "fraction", "overlap"])

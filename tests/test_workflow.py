@@ -264,11 +264,11 @@ def dry_run_jobs(workdir, *targets) -> dict[str, int]:
 
 
 def test_only_what_depends_on_a_change_reruns(smoke_workflow):
-    figure = smoke_workflow / "figures/fig3_overlap.pdf"
-    assert figure.exists() and (smoke_workflow / "figures/fig3_overlap.png").exists()
+    figure = smoke_workflow / "figures/smoke/fig3_overlap.pdf"
+    assert figure.exists() and (smoke_workflow / "figures/smoke/fig3_overlap.png").exists()
     assert dry_run_jobs(smoke_workflow) == {}  # everything is cached
     figure.unlink()
-    assert dry_run_jobs(smoke_workflow, "figures/fig3_overlap.pdf") == {"figure": 1}
+    assert dry_run_jobs(smoke_workflow, "figures/smoke/fig3_overlap.pdf") == {"figure": 1}
     eigen = smoke_workflow / "results/smoke/eigen/corrected/sac/Pendulum/seed0/step000000300.h5"
     eigen.unlink()
     # that eigen job, its run's tables, the merge and every figure: not the data, not the other run

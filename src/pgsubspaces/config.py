@@ -239,8 +239,11 @@ def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
     problems = list(_entry_problems(config, "runs", config["runs"]))
     yield from problems
     yield from _entry_problems(config, "sweep.runs", config["sweep"]["runs"])
+    if not config["runs"] and not config["imports"]:
+        yield "config key 'runs': empty, and no imports either; list runs to train or checkpoints to import"
     if problems:
         return  # the checks below need the main runs' specs
+    yield from _import_problems(config)
     yield from _sweep_problems(config)
     ppo_tasks = {task for algo, task, _ in run_specs(config) if algo == "ppo"}
     for task in config["figures"]["spectrum"]["tasks"] or []:
@@ -363,6 +366,189 @@ def sweep_specs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], RunSp
         for name, values in zip(sweep.configuration_names(len(drawn[algo])), drawn[algo])
         for seed in run.get("seeds", config["sweep"]["seeds"])
     }
+
+
+# --- Imported runs: SB3 model zips trained elsewhere (config ``imports``) --------------------------------
+
+IMPORT_NAME = r"[A-Za-z0-9_-]+"  # the schema's pattern too: an import's name is a path segment
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportSpec:
+    """An imported run (config ``imports.<name>``): one checkpoint per model zip, no training and so no
+    learning curves. ``zips`` and ``vecnormalize`` are paired in order; ``checkpoint_steps`` are the zips'
+    ``num_timesteps``, read at DAG time."""
+
+    name: str
+    algo: str
+    task: str  # the registry task, or the env id when the import gives only that: the tables' task column
+    env_id: str
+    seed: int
+    zips: tuple[str, ...]
+    vecnormalize: tuple[str, ...] | None
+    replay_buffer: str | None
+    checkpoint_steps: tuple[int, ...]
+
+    @property
+    def run_id(self) -> str:
+        return f"imports/{self.name}"
+
+
+def zip_header(path: str | Path) -> tuple[int, str | None]:
+    """(num_timesteps, algorithm or None) of an SB3 model zip, from its ``data`` member read as plain JSON
+    (never SB3's loader, which unpickles). Raises ValueError with what is wrong."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except KeyError:
+        raise ValueError("has no 'data' member; not a stable-baselines3 model zip") from None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"is not a readable stable-baselines3 model zip ({error})") from None
+    steps = data.get("num_timesteps") if isinstance(data, dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"has no valid num_timesteps in its 'data' member ({steps!r})")
+    policy = data.get("policy_class")
+    module = policy.get("__module__", "") if isinstance(policy, dict) else ""
+    if module.startswith("stable_baselines3.sac."):
+        return steps, "sac"
+    if module.startswith("stable_baselines3.common.") and {"clip_range", "n_epochs"} <= set(data):
+        return steps, "ppo"
+    return steps, None
+
+
+def _natural_key(path: str) -> list:
+    """Numbers in a name compared as numbers: rl_model_2000_steps before rl_model_10000_steps."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+
+
+def _files(value: str | list[str], where: str) -> tuple[list[str], list[str]]:
+    """(paths, problems) of a list of paths or one glob pattern (matches in natural order)."""
+    import glob
+
+    if isinstance(value, str):
+        if GLOB_CHARACTERS & set(value):
+            matches = sorted((m for m in glob.glob(value) if Path(m).is_file()), key=_natural_key)
+            if not matches:
+                return [], [f"config key '{where}': no file matches {value!r} (relative to {Path.cwd()})"]
+            return matches, []
+        value = [value]
+    problems = [
+        f"config key '{where}[{i}]': no such file {path!r} (relative to {Path.cwd()})"
+        for i, path in enumerate(value)
+        if not Path(path).is_file()
+    ]
+    return list(value), problems
+
+
+def _resolve_import(config: Mapping[str, Any], name: str) -> tuple[ImportSpec | None, list[str]]:
+    """The spec of one import, or None and every problem found (files, registry, counts, algorithm)."""
+    entry, where = config["imports"][name], f"imports.{name}"
+    problems = []
+    task, env_id = entry.get("task"), entry.get("env_id")
+    if task is None and env_id is None:
+        problems.append(f"config key '{where}': give its task (a key of the task registry) or its env_id")
+    elif task is not None and task not in config["tasks"]:
+        problems.append(
+            f"config key '{where}.task': {task!r} is not a registered task (known: {', '.join(config['tasks'])}); "
+            "give a registered task or its env_id"
+        )
+    zips, zip_problems = _files(entry["zips"], f"{where}.zips")
+    problems += zip_problems
+    steps: dict[str, int] = {}
+    algos: dict[str, str | None] = {}
+    if not zip_problems:
+        for index, path in enumerate(zips):
+            key = f"{where}.zips" + (f"[{index}]" if isinstance(entry["zips"], list) else f" ({path})")
+            try:
+                steps[path], algos[path] = zip_header(path)
+            except ValueError as error:
+                problems.append(f"config key '{key}': {path} {error}")
+    if len(steps) == len(zips) and zips:
+        by_step: dict[int, str] = {}
+        for path in zips:
+            if steps[path] in by_step:
+                problems.append(
+                    f"config key '{where}.zips': {by_step[steps[path]]} and {path} both hold step {steps[path]} "
+                    "(num_timesteps); give one zip per checkpoint"
+                )
+            by_step[steps[path]] = path
+        if isinstance(entry["zips"], str):  # a glob: its matches in step order
+            zips = sorted(zips, key=steps.__getitem__)
+    read = {algo for algo in algos.values() if algo is not None}
+    algo = entry.get("algo")
+    if len(read) > 1:
+        problems.append(f"config key '{where}.zips': PPO and SAC zips mixed; one import is one run")
+    elif read and algo is not None and read != {algo}:
+        problems.append(f"config key '{where}.algo': {algo!r}, but the zips hold {next(iter(read))} models")
+    elif len(steps) == len(zips) and None in algos.values() and algo is None:
+        unknown = next(path for path, found in algos.items() if found is None)
+        problems.append(f"config key '{where}.algo': cannot tell PPO from SAC from {unknown}; set algo (ppo or sac)")
+    algo = algo if algo is not None else next(iter(read), None)
+    vecnormalize = None
+    if "vecnormalize" in entry:
+        vecnormalize, vn_problems = _files(entry["vecnormalize"], f"{where}.vecnormalize")
+        problems += vn_problems
+        if not vn_problems and not zip_problems and len(vecnormalize) != len(zips):
+            problems.append(
+                f"config key '{where}.vecnormalize': {len(vecnormalize)} files for {len(zips)} zips; "
+                "give one per zip, in the zips' order, or none"
+            )
+    replay = entry.get("replay_buffer")
+    if replay is not None:
+        if not Path(replay).is_file():
+            problems.append(f"config key '{where}.replay_buffer': no such file {replay!r} (relative to {Path.cwd()})")
+        if algo == "ppo":
+            problems.append(f"config key '{where}.replay_buffer': a replay buffer only goes with SAC zips")
+    if problems:
+        return None, problems
+    task_label = task if task is not None else env_id
+    spec = ImportSpec(
+        name=name,
+        algo=algo,
+        task=task_label,
+        env_id=env_id if env_id is not None else config["tasks"][task]["env_id"],
+        seed=entry["seed"],
+        zips=tuple(zips),
+        vecnormalize=tuple(vecnormalize) if vecnormalize is not None else None,
+        replay_buffer=replay,
+        checkpoint_steps=tuple(sorted(steps.values())),
+    )
+    return spec, []
+
+
+def _import_problems(config: Mapping[str, Any]) -> Iterable[str]:
+    specs = {}
+    for name in config["imports"]:
+        spec, problems = _resolve_import(config, name)
+        yield from problems
+        if spec is not None:
+            specs[name] = spec
+    # The tables and figures tell runs apart by (algo, task, seed): same triple, same run.
+    seen = {(s.algo, s.task, s.seed): f"runs ({s.run_id})" for s in run_specs(config).values()}
+    for name, spec in specs.items():
+        identity = (spec.algo, spec.task, spec.seed)
+        if identity in seen:
+            yield (
+                f"config key 'imports.{name}.seed': {spec.algo} on {spec.task} with seed {spec.seed} is already "
+                f"{seen[identity]}; the tables would mix the two, give another seed"
+            )
+        seen[identity] = f"imports.{name}"
+
+
+def import_specs(config: Mapping[str, Any]) -> dict[str, ImportSpec]:
+    """One ``ImportSpec`` per import of a validated config, in config order."""
+    specs = {}
+    for name in config["imports"]:
+        spec, problems = _resolve_import(config, name)
+        if spec is None:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        specs[name] = spec
+    return specs
 
 
 # --- The analysis: one resolved spec per experiment ------------------------------------------------------
@@ -520,20 +706,30 @@ def sample_seed(analysis_seed: int, run_seed: int, step: int) -> int:
     return int(np.random.SeedSequence([analysis_seed, max(run_seed, 0), step]).generate_state(1)[0])
 
 
-def analysed_steps(spec: RunSpec) -> tuple[int, ...]:
-    """The checkpoints a run analyses: all of a main run's; a sweep run's after step 0 (the initialisation,
-    which the sweep summary leaves out)."""
+def analysed_steps(spec: RunSpec | ImportSpec) -> tuple[int, ...]:
+    """The checkpoints a run analyses: all of a main run's and an import's; a sweep run's after step 0 (the
+    initialisation, which the sweep summary leaves out)."""
+    if isinstance(spec, ImportSpec):
+        return spec.checkpoint_steps
     return tuple(step for step in spec.checkpoint_steps if step > 0 or spec.configuration is None)
 
 
-def overlap_references(config: Mapping[str, Any], spec: RunSpec) -> tuple[int, ...]:
+def overlap_references(config: Mapping[str, Any], spec: RunSpec | ImportSpec) -> tuple[int, ...]:
     """The overlap's t1 values of a run, those on its grid: a sweep run's entry t1 only; a main run's
-    ``tables.overlap_t1``, the figures' t1 and the t1 of a sweep entry that takes it as its tuned run."""
+    ``tables.overlap_t1``, the figures' t1 and the t1 of a sweep entry that takes it as its tuned run. An
+    import's steps are whatever its zips hold, so it also takes its first step, its first step after 0 (Fig.
+    12) and the step nearest to ``figures.overlap_t1`` (Fig. 3)."""
+    configured = {*config["tables"]["overlap_t1"], config["figures"]["overlap_t1"]}
+    if isinstance(spec, ImportSpec):
+        steps = spec.checkpoint_steps
+        nearest = min(steps, key=lambda step: abs(step - config["figures"]["overlap_t1"]))
+        after_zero = [step for step in steps if step > 0][:1]
+        return tuple(sorted((configured & set(steps)) | {steps[0], nearest, *after_zero}))
     sweep_t1 = {(e["algo"], e["task"]): e["t1"] for e in sweep_entries(config)}
     if spec.configuration is not None:
         wanted = {sweep_t1[spec.algo, spec.task]}
     else:
-        wanted = {*config["tables"]["overlap_t1"], config["figures"]["overlap_t1"]}
+        wanted = set(configured)
         if (spec.algo, spec.task) in sweep_t1:
             wanted.add(sweep_t1[spec.algo, spec.task])
     return tuple(sorted(wanted & set(analysed_steps(spec))))

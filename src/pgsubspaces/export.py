@@ -2,7 +2,7 @@
 
     python -m pgsubspaces.export run --run-dir DIR --out RUN.h5
     python -m pgsubspaces.export model A.zip [B.zip ...] --out RUN.h5 [--vecnormalize A.pkl ...]
-        [--replay-buffer BUFFER.pkl] [--task NAME] [--env-id ID] [--seed N]
+        [--replay-buffer BUFFER.pkl] (--task NAME | --env-id ID | both) [--seed N]
         [--hyperparameter KEY=JSON ...] [--spaces-from-env] [--trust]
 
 The second form takes stable-baselines3 PPO/SAC model zips trained anywhere, so their checkpoints can be
@@ -371,6 +371,13 @@ def vec_normalize_stats(path: Path, *, trust: bool = False) -> dict[str, Any]:
     return stats
 
 
+def _vec_normalize_settings(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The VecNormalize keyword arguments the analysis rebuilds the env with (None: no normalisation)."""
+    if stats is None:
+        return None
+    return {key: stats[key] for key in ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")}
+
+
 def _float_array(value: Any) -> np.ndarray:
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
         raise TypeError(f"expected a float array, found {type(value).__name__}")
@@ -546,7 +553,7 @@ def export_models(
         config={
             "hyperparameters": last.hyperparameters(hyperparameters),
             "policy": last.policy_config(),
-            "vec_normalize": None,
+            "vec_normalize": _vec_normalize_settings(stats[-1]),
             "zips": [str(z.path) for z in zips],
             "export_versions": package_versions(),
         },
@@ -569,8 +576,8 @@ def main(argv: list[str] | None = None) -> None:
     model.add_argument("--out", required=True, type=Path)
     model.add_argument("--vecnormalize", nargs="+", type=Path, help="one VecNormalize pickle per zip")
     model.add_argument("--replay-buffer", type=Path, help="SAC: the buffer saved with the last zip")
-    model.add_argument("--task")
-    model.add_argument("--env-id")
+    model.add_argument("--task", help="a task of config/tasks.yaml (its env_id unless --env-id is given)")
+    model.add_argument("--env-id", help="the gymnasium id the analysis builds the env with")
     model.add_argument("--seed", type=int)
     model.add_argument(
         "--hyperparameter",
@@ -592,6 +599,17 @@ def main(argv: list[str] | None = None) -> None:
         "created yourself. Without it nothing in the files is executed.",
     )
     args = parser.parse_args(argv)
+    if args.command == "model" and args.env_id is None:  # the analysis needs an env to sample from
+        if args.task is None:
+            model.error("give --env-id (a gymnasium id) or --task (a task of config/tasks.yaml): the analysis needs it")
+        from pgsubspaces.config import load_config
+
+        registry = load_config()["tasks"]
+        if args.task not in registry:
+            model.error(
+                f"--task {args.task!r} is not in config/tasks.yaml (known: {', '.join(registry)}); give --env-id"
+            )
+        args.env_id = registry[args.task]["env_id"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         if args.command == "run":

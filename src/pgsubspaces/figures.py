@@ -1,6 +1,6 @@
 """The paper's figures, each a pure function of the tidy tables (docs/tables.md).
 
-    python -m pgsubspaces.figures NAME --tables DIR|CSV... --out figures/NAME.pdf [--k K] [--t1 STEP]
+    python -m pgsubspaces.figures NAME --tables DIR|CSV... --out figures/<experiment>/NAME.pdf [--k K] [--t1 STEP]
 
 writes NAME.pdf and NAME.png. Figures never recompute metrics; a figure rebuilds in seconds.
 """
@@ -72,11 +72,17 @@ class Tables:
             self._cache[name] = _parse_resolved(frame, self.files[name]) if "resolved" in frame else frame
         return self._cache[name]
 
-    def tasks(self) -> list[str]:
-        return sorted(self["curves"].task.unique())
+    def _values(self, column: str, names: tuple[str, ...]) -> set:
+        return {value for name in names if name in self.files for value in self[name][column]}
 
-    def algos(self) -> list[str]:
-        return [a for a in ("ppo", "sac") if a in set(self["curves"].algo)]
+    def tasks(self, names: tuple[str, ...] = ("curves", "fractions")) -> list[str]:
+        """The tasks of the runs in ``names``: by default every analysed run, also imported ones, which
+        have fractions but no learning curves."""
+        return sorted(map(str, self._values("task", names)))
+
+    def algos(self, names: tuple[str, ...] = ("curves", "fractions")) -> list[str]:
+        found = self._values("algo", names)
+        return [a for a in ("ppo", "sac") if a in found]
 
 
 # columns the figures read beyond the identity (docs/tables.md)
@@ -404,11 +410,13 @@ def overlap_entire(tables: Tables, k: int | None = None, **_) -> plt.Figure:
 def learning_curves(tables: Tables, **_) -> plt.Figure:
     """Fig. 4: evaluation return (deterministic policy) and training return, mean and std over seeds."""
     curves = tables["curves"]
-    tasks = tables.tasks()
+    tasks = tables.tasks(("curves",))  # imported runs have none
+    if not tasks:
+        return placeholder("no learning curves in this experiment (imported checkpoints carry none)")
     fig, axes = _grid(len(tasks), 2, height_to_width=0.6)
     for row, task in enumerate(tasks):
         for ax, curve, title in zip(axes[row], ("eval", "train"), ("evaluation return", "training return")):
-            for algo in tables.algos():
+            for algo in tables.algos(("curves",)):
                 sub = curves[(curves.task == task) & (curves.algo == algo) & (curves.curve == curve)]
                 if curve == "train":  # rollouts end at different steps per seed: bin onto a common grid
                     bins = np.linspace(0, sub.step.max(), 40)
@@ -601,6 +609,16 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
     "fig12_overlap_entire": (overlap_entire, {}),
 }
 SWEEP_FIGURES = ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap")
+# What an experiment of imported checkpoints only shows: no learning curves, phases (Figs. 2, 4) or sweep.
+IMPORT_FIGURES = (
+    "fig1_eigenspectrum",
+    "fig3_overlap",
+    "fig5_fraction_ppo",
+    "fig6_fraction_sac",
+    "fig7_overlap_ppo",
+    "fig8_overlap_sac",
+    "fig12_overlap_entire",
+)
 
 
 MARKS = (
