@@ -10,7 +10,8 @@ rule export:
     message:
         "export {wildcards.run} to HDF5"
     shell:
-        "python -m pgsubspaces.export run --run-dir $(dirname {input.summary}) --out {output.h5} > {log} 2>&1"
+        'python -m pgsubspaces.export run --run-dir "$(dirname {input.summary:q})"'
+        " --out {output.h5:q} > {log:q} 2>&1"
 
 
 # Checkpoints trained elsewhere: put an SB3 PPO/SAC zip at imports/<name>.zip, ask for results/imports/<name>.h5.
@@ -21,9 +22,11 @@ rule export_model:
         h5="results/imports/{name}.h5",
     log:
         "logs/imports/{name}.log",
+    wildcard_constraints:
+        name=r"[A-Za-z0-9_.-]+",
     conda:
         "../envs/rl.yaml"
     message:
         "export the model zip {input.zip} to HDF5"
     shell:
-        "python -m pgsubspaces.export model {input.zip} --out {output.h5} > {log} 2>&1"
+        "python -m pgsubspaces.export model {input.zip:q} --out {output.h5:q} > {log:q} 2>&1"
