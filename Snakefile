@@ -10,18 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from pgsubspaces.config import ConfigError, read_yaml
-
-
-def checked(path):
-    """A config file this Snakefile reads, its YAML errors named by file and line (Snakemake's own message
-    names neither; for --configfile files it is all there is: python -m pgsubspaces.config FILE... names them).
-    """
-    try:
-        read_yaml(path)
-    except ConfigError as error:
-        raise WorkflowError(str(error)) from None
-    return path
+from pgsubspaces.config import checked_yaml
 
 
 report: "report/workflow.rst"
@@ -30,12 +19,12 @@ report: "report/workflow.rst"
 # The task registry always; the default experiment only when no experiment config is given, so that a
 # key an experiment config leaves unset takes the schema's (paper) default, never a laptop-sized value.
 # To build on the default experiment: --configfile config/config.yaml my.yaml
-configfile: checked("config/tasks.yaml")
+configfile: checked_yaml("config/tasks.yaml")
 
 
 if "experiment" not in config:
 
-    configfile: checked("config/config.yaml")
+    configfile: checked_yaml("config/config.yaml")
 
 
 include: "rules/common.smk"

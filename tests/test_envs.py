@@ -43,7 +43,10 @@ def test_task_steps_with_box_observations(task):
 
 # Every registered (task, algorithm) at the paper's settings, and variants the registry lacks: gSDE for SAC,
 # three critics, unequal and empty PPO nets, and the sweep's [n, n] widths.
-PAPER = {(spec.algo, spec.task): spec for spec in run_specs(validate_config(load_config(REPO / "config" / "paper.yaml"))).values()}
+PAPER = {
+    (spec.algo, spec.task): spec
+    for spec in run_specs(validate_config(load_config(REPO / "config" / "paper.yaml"))).values()
+}
 VARIANTS = [
     ("sac", {"use_sde": True}, {"net_arch": [16, 8], "n_critics": 3}),
     ("ppo", {"use_sde": True}, {"net_arch": {"pi": [], "vf": [7]}}),

@@ -102,11 +102,20 @@ def read_yaml(path: str | Path) -> Any:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         message = f"{where}: not valid YAML: {error.problem or error.context}"
         if error.problem and error.context:
-            message += f" ({error.context}" + (f" that starts at line {context.line + 1}, column {context.column + 1})"
-                                              if context else ")")
+            message += f" ({error.context}" + (
+                f" that starts at line {context.line + 1}, column {context.column + 1})" if context else ")"
+            )
         raise ConfigError(message) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def checked_yaml(path: str | Path) -> str | Path:
+    """``path`` once it parses as YAML (the Snakefile's ``configfile:``): a syntax error is named by file and
+    line, which Snakemake's own message is not. Files given with --configfile Snakemake reads before the
+    Snakefile; ``python -m pgsubspaces.config FILE...`` names their errors."""
+    read_yaml(path)
+    return path
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
@@ -181,8 +190,7 @@ def check_fixed(algo: str, fixed: Any) -> dict[str, Any]:
     validator = _validator_with_defaults({"$ref": f"#/$defs/{algo}_fixed", "$defs": schema["$defs"]})
     errors = list(validator.iter_errors(fixed))
     if errors:
-        lines = [f"sweep.fixed.{algo}{'.' if e.absolute_path else ''}{_key(e.absolute_path)}: {_schema_message(e)}"
-                 for e in errors]
+        lines = [f"{_key(['sweep', 'fixed', algo, *e.absolute_path])}: {_schema_message(e)}" for e in errors]
         raise ConfigError("invalid fixed parameters:\n  " + "\n  ".join(lines))
     return fixed
 
@@ -278,21 +286,19 @@ def _sweep_problems(config: dict[str, Any]) -> Iterable[str]:
                 )
 
 
-def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
-    problems = list(_entry_problems(config, "runs", config["runs"]))
-    problems += _entry_problems(config, "sweep.runs", config["sweep"]["runs"])
-    yield from problems
-    if problems:
-        return  # the checks below need every run's spec
-    problems = list(_sweep_problems(config))
+def _cross_key_problems(config: dict[str, Any]) -> list[str]:
+    main = list(_entry_problems(config, "runs", config["runs"]))
+    problems = main + list(_entry_problems(config, "sweep.runs", config["sweep"]["runs"]))
+    if main:
+        return problems  # the checks below need the main runs' specs
+    problems += _sweep_problems(config)
     ppo_tasks = {task for algo, task, _ in run_specs(config) if algo == "ppo"}
     for task in config["figures"]["spectrum"]["tasks"] or []:
         if task not in ppo_tasks:
             problems.append(f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config")
-    yield from problems
-    if not problems:
-        yield from _fixed_problems(config)
-        yield from _network_problems(config)
+    if not problems:  # these need every run's spec, the sweep's too
+        problems += [*_fixed_problems(config), *_network_problems(config)]
+    return problems
 
 
 def _fixed_problems(config: dict[str, Any]) -> Iterable[str]:
@@ -316,7 +322,9 @@ def _analysed_networks(config: dict[str, Any]) -> list[tuple[int, str, RunSpec]]
     """(parameter count, description, spec) of the actor and critic of every run the eigen stage analyses."""
     origin = {(algo, run["task"]): f"runs[{i}]" for i, run in enumerate(config["runs"]) for algo in run["algos"]}
     sweep_origin = {
-        (algo, run["task"]): f"sweep.runs[{i}]" for i, run in enumerate(config["sweep"]["runs"]) for algo in run["algos"]
+        (algo, run["task"]): f"sweep.runs[{i}]"
+        for i, run in enumerate(config["sweep"]["runs"])
+        for algo in run["algos"]
     }
     networks, seen = [], set()
     for spec in [*run_specs(config).values(), *sweep_specs(config).values()]:
