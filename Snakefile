@@ -2,9 +2,15 @@
 #   snakemake --cores 2                                  the default config, end to end
 #   snakemake --cores 2 --configfile config/paper.yaml   the paper's grid
 #   snakemake --profile profiles/slurm ...               the same DAG on a SLURM cluster
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from pgsubspaces.config import checked_yaml
 
 
 report: "report/workflow.rst"
@@ -13,12 +19,12 @@ report: "report/workflow.rst"
 # The task registry always; the default experiment only when no experiment config is given, so that a
 # key an experiment config leaves unset takes the schema's (paper) default, never a laptop-sized value.
 # To build on the default experiment: --configfile config/config.yaml my.yaml
-configfile: "config/tasks.yaml"
+configfile: checked_yaml("config/tasks.yaml")
 
 
 if "experiment" not in config:
 
-    configfile: "config/config.yaml"
+    configfile: checked_yaml("config/config.yaml")
 
 
 include: "rules/common.smk"

@@ -1,4 +1,5 @@
 # Workflow helpers: config validation, run specs, wildcard constraints and target lists.
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,9 +15,23 @@ settings = workflow.deployment_settings
 USE_CONDA = (
     settings is not None and DeploymentMethod.CONDA in settings.deployment_method
 )
-PATH_PREFIX = "" if USE_CONDA else f"export PATH={Path(sys.executable).parent}:$PATH; "
+
+
+def shell_word(path):
+    """``path`` as one shell word inside a shell prefix (quoted; braces doubled for Snakemake's formatting)."""
+    return shlex.quote(str(path)).replace("{", "{{").replace("}", "}}")
+
+
+# (a folder with spaces works: both paths are quoted)
+PATH_PREFIX = (
+    ""
+    if USE_CONDA
+    else f'export PATH={shell_word(Path(sys.executable).parent)}:"$PATH"; '
+)
 # (braces doubled twice: once for the f-string, once for Snakemake's formatting of shell commands)
-shell.prefix(f"{PATH_PREFIX}export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+shell.prefix(
+    f'{PATH_PREFIX}export PYTHONPATH={shell_word(SRC)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
+)
 
 import json
 
@@ -60,16 +75,18 @@ VARIANT = ANALYSIS.variant  # a path segment: corrected and original results nev
 TABLES = f"{RESULTS}/tables/{VARIANT}"
 TASKS = "|".join(config["tasks"])
 FIGURES_DIR = f"figures/{config['experiment']}"  # per experiment: a smoke run leaves the default's alone
-TRAINED_RUN = rf"(ppo|sac)/({TASKS})/seed\d+|sweep/(ppo|sac)/({TASKS})/c\d+/seed\d+"
+TRAINED_RUN = rf"(ppo|sac)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]+/seed[0-9]+"
 IMPORTED_RUN = (
     rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
 )
 
 
+# Every wildcard is constrained (ASCII digits, registered names): a target path never reaches a shell
+# command as anything but a run id, a step, an algorithm or a figure name (and the commands quote them).
 wildcard_constraints:
     run=f"{TRAINED_RUN}|{IMPORTED_RUN}",
     algo="ppo|sac",
-    step=r"\d{9}",
+    step=r"[0-9]{9}",
     figure="|".join(FIGURES),
 
 
@@ -176,8 +193,8 @@ TUNED_RUNS = [
 
 
 def get_overlap_t1(wildcards):
-    """The run's overlap references t1 (config.overlap_references decides)."""
-    return " ".join(map(str, overlap_references(config, RUNS[wildcards.run])))
+    """The run's overlap references t1 (config.overlap_references decides); one argument each."""
+    return [str(t1) for t1 in overlap_references(config, RUNS[wildcards.run])]
 
 
 def training_summary(run):
@@ -229,12 +246,9 @@ def get_caption(wildcards):
     return caption(wildcards.figure, config)
 
 
-def get_configurations_options(wildcards):
-    study = config["sweep"]
-    fixed = study["fixed"].get(wildcards.algo, {})
-    return f"--n {study['configurations']} --seed {study['seed']}" + "".join(
-        f" --fixed {name}={value}" for name, value in fixed.items()
-    )
+def get_fixed(wildcards):
+    """The algorithm's held sweep parameters as one JSON argument (data for the sweep, never shell text)."""
+    return json.dumps(config["sweep"]["fixed"].get(wildcards.algo, {}), sort_keys=True)
 
 
 def sweep_files():

@@ -16,8 +16,8 @@ rule eigen:
     params:
         analysis=ANALYSIS.stage_json("eigen"),
     shell:
-        "python -m pgsubspaces.eigen --run {input.run} --data {input.data} --out {output.h5}"
-        " --analysis {params.analysis:q} --threads {threads} > {log} 2>&1"
+        "python -m pgsubspaces.eigen --run {input.run:q} --data {input.data:q} --out {output.h5:q}"
+        " --analysis {params.analysis:q} --threads {threads} > {log:q} 2>&1"
 
 
 # Fig. 1's histogram needs every eigenvalue: an explicit Hessian, for the few checkpoints it shows.
@@ -37,5 +37,5 @@ rule spectrum:
     params:
         analysis=ANALYSIS.stage_json("spectrum"),
     shell:
-        "python -m pgsubspaces.spectrum --run {input.run} --data {input.data} --out {output.h5}"
-        " --analysis {params.analysis:q} --threads {threads} > {log} 2>&1"
+        "python -m pgsubspaces.spectrum --run {input.run:q} --data {input.data:q} --out {output.h5:q}"
+        " --analysis {params.analysis:q} --threads {threads} > {log:q} 2>&1"

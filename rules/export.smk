@@ -12,7 +12,8 @@ rule export:
     message:
         "export {wildcards.run} to HDF5"
     shell:
-        "python -m pgsubspaces.export run --run-dir $(dirname {input.summary}) --out {output.h5} > {log} 2>&1"
+        'python -m pgsubspaces.export run --run-dir "$(dirname {input.summary:q})"'
+        " --out {output.h5:q} > {log:q} 2>&1"
 
 
 # Checkpoints trained elsewhere (config imports.<name>, run id imports/<name>): exported from their model

@@ -26,5 +26,5 @@ rule figure:
     message:
         "figure {wildcards.figure}"
     shell:
-        "python -m pgsubspaces.figures {wildcards.figure} --tables {input}"
-        " --out {output.pdf} --t1 {params.t1} > {log} 2>&1"
+        "python -m pgsubspaces.figures {wildcards.figure:q} --tables {input:q}"
+        " --out {output.pdf:q} --t1 {params.t1:q} > {log:q} 2>&1"

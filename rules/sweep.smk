@@ -18,12 +18,14 @@ rule sweep_configurations:
     conda:
         "../envs/rl.yaml"
     params:
-        options=get_configurations_options,
+        n=config["sweep"]["configurations"],
+        seed=config["sweep"]["seed"],
+        fixed=get_fixed,
     message:
         "the {wildcards.algo} sweep configurations"
     shell:
-        "python -m pgsubspaces.sweep configurations --algo {wildcards.algo} {params.options}"
-        " --out {output} > {log} 2>&1"
+        "python -m pgsubspaces.sweep configurations --algo {wildcards.algo:q} --n {params.n:q}"
+        " --seed {params.seed:q} --fixed {params.fixed:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule sweep_table:
@@ -50,5 +52,6 @@ rule sweep_table:
     message:
         "summarise the sweep"
     shell:
-        "python -m pgsubspaces.sweep table --summaries {input.summaries} --tables $(dirname {output})/runs"
-        " --entries {params.entries:q} --smoothing-steps {params.smoothing} --out {output} > {log} 2>&1"
+        "python -m pgsubspaces.sweep table --summaries {input.summaries:q}"
+        ' --tables "$(dirname {output:q})/runs" --entries {params.entries:q}'
+        " --smoothing-steps {params.smoothing:q} --out {output:q} > {log:q} 2>&1"

@@ -15,9 +15,9 @@ rule run_tables:
     message:
         "tables of {wildcards.run}"
     shell:
-        "python -m pgsubspaces.tables run --run {input.run} --eigen {input.eigen} --spectra {input.spectra}"
-        " --out-dir $(dirname {output.fractions}) --analysis {params.analysis:q} --t1 {params.t1}"
-        " > {log} 2>&1"
+        "python -m pgsubspaces.tables run --run {input.run:q} --eigen {input.eigen:q}"
+        ' --spectra {input.spectra:q} --out-dir "$(dirname {output.fractions:q})"'
+        " --analysis {params.analysis:q} --t1 {params.t1:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -42,7 +42,8 @@ rule tables:
     message:
         "merge the tables of every run"
     shell:
-        "python -m pgsubspaces.tables merge {params.runs} --out-dir $(dirname {output.fractions}) > {log} 2>&1"
+        'python -m pgsubspaces.tables merge {params.runs:q} --out-dir "$(dirname {output.fractions:q})"'
+        " > {log:q} 2>&1"
 
 
 # The paper's Sec. 4 claims decided on the tables, and the eigensolver's accuracy behind them.
@@ -65,5 +66,5 @@ rule scorecard:
     message:
         "the paper's claims on the tables"
     shell:
-        "python -m pgsubspaces.scorecard $(dirname {output.csv}) --out {output.csv} --html {output.html}"
-        " --accuracy {output.accuracy} > {log} 2>&1"
+        'python -m pgsubspaces.scorecard "$(dirname {output.csv:q})" --out {output.csv:q}'
+        " --html {output.html:q} --accuracy {output.accuracy:q} > {log:q} 2>&1"

@@ -18,5 +18,5 @@ checkpoint train:
     message:
         "train {wildcards.run}"
     shell:
-        "python -m pgsubspaces.train --spec {params.spec:q} --out {output.summary}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m pgsubspaces.train --spec {params.spec:q} --out {output.summary:q}"
+        " --device {params.device:q} --threads {threads} > {log:q} 2>&1"

@@ -5,9 +5,13 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import REPO
 
-from pgsubspaces.config import load_config
+from pgsubspaces.agents import new_policy
+from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.envs import make_env, make_vec_env
+from pgsubspaces.netsize import parameter_counts
+from pgsubspaces.parameters import layout_of, split_parameters
 
 TASKS = load_config()["tasks"]
 # Observation sizes the paper's flattening gives (Fetch: achieved_goal, desired_goal, observation).
@@ -20,6 +24,9 @@ def test_task_steps_with_box_observations(task):
     space = env.observation_space
     assert isinstance(space, gym.spaces.Box) and space.dtype == np.float32 and len(space.shape) == 1
     assert isinstance(env.action_space, gym.spaces.Box)
+    # the registry's sizes, from which the config checks k against every network at DAG time
+    assert (space.shape, env.action_space.shape) == ((TASKS[task]["obs_dim"],), (TASKS[task]["action_dim"],))
+    check_parameter_counts(task, space, env.action_space)
     if task in EXPECTED_OBS:
         assert space.shape == (EXPECTED_OBS[task],)
     env.action_space.seed(0)
@@ -32,6 +39,31 @@ def test_task_steps_with_box_observations(task):
         if terminated or truncated:
             obs, _ = env.reset()
     env.close()
+
+
+# Every registered (task, algorithm) at the paper's settings, and variants the registry lacks: gSDE for SAC,
+# three critics, unequal and empty PPO nets, and the sweep's [n, n] widths.
+PAPER = {
+    (spec.algo, spec.task): spec
+    for spec in run_specs(validate_config(load_config(REPO / "config" / "paper.yaml"))).values()
+}
+VARIANTS = [
+    ("sac", {"use_sde": True}, {"net_arch": [16, 8], "n_critics": 3}),
+    ("ppo", {"use_sde": True}, {"net_arch": {"pi": [], "vf": [7]}}),
+    ("ppo", {}, {"net_arch": {"pi": [5, 3, 2], "vf": []}}),
+    ("sac", {}, {"net_arch": [128, 128]}),
+]
+
+
+def check_parameter_counts(task, observation_space, action_space):
+    """netsize's counts equal the actor/critic split of real SB3 policies on the task's real spaces."""
+    settings = [(spec.algo, spec.hyperparameters, spec.policy) for (_, t), spec in PAPER.items() if t == task]
+    assert settings, f"{task} has no run in config/paper.yaml"
+    for algo, hyperparameters, policy in settings + VARIANTS:
+        blocks = split_parameters(new_policy(algo, observation_space, action_space, hyperparameters, policy), algo)
+        real = {net: layout_of(blocks[net]).size for net in ("actor", "critic")}
+        obs, act = TASKS[task]["obs_dim"], TASKS[task]["action_dim"]
+        assert parameter_counts(algo, obs, act, hyperparameters, policy) == real, (algo, hyperparameters, policy)
 
 
 def test_dm_control_episode_end_is_a_truncation():

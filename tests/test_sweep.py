@@ -117,7 +117,11 @@ def entry(algo, total_steps, **settings):
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
-        ({"fixed": {"ppo": {"momentum": 0.9}}}, "'sweep.fixed.ppo.momentum': not a drawn ppo parameter"),
+        (
+            {"fixed": {"ppo": {"momentum": 0.9}}},
+            "'sweep.fixed.ppo': Additional properties are not allowed ('momentum' was unexpected) (allowed: "
+            "learning_rate, n_steps, batch_size, n_epochs, gamma, gae_lambda, clip_range, ent_coef, net_arch)",
+        ),
         (
             entry("ppo", 16384, hyperparameters={"ppo": {"gamma": 0.9}}),
             "'sweep.runs[0].hyperparameters.ppo.gamma': drawn by the sweep; hold it with sweep.fixed.ppo.gamma",

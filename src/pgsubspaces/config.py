@@ -18,7 +18,7 @@ import jsonschema
 import numpy as np
 import yaml
 
-from pgsubspaces import sweep
+from pgsubspaces import netsize, sweep
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SCHEMA_PATH = REPO_CONFIG / "schema.yaml"
@@ -91,12 +91,41 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; a syntax error names the file, line and column (Snakemake's own message names
+    neither: "Config file is not valid JSON or YAML")."""
+    try:
+        with open(path) as stream:
+            return yaml.safe_load(stream)
+    except yaml.MarkedYAMLError as error:
+        mark, context = error.problem_mark or error.context_mark, error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        message = f"{where}: not valid YAML: {error.problem or error.context}"
+        if error.problem and error.context:
+            message += f" ({error.context}" + (
+                f" that starts at line {context.line + 1}, column {context.column + 1})" if context else ")"
+            )
+        raise ConfigError(message) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def checked_yaml(path: str | Path) -> str | Path:
+    """``path`` once it parses as YAML (the Snakefile's ``configfile:``): a syntax error is named by file and
+    line, which Snakemake's own message is not. Files given with --configfile Snakemake reads before the
+    Snakefile; ``python -m pgsubspaces.config FILE...`` names their errors."""
+    read_yaml(path)
+    return path
+
+
 def load_config(*paths: str | Path) -> dict[str, Any]:
     """The task registry merged with the given experiment config files, in order."""
     config: dict[str, Any] = {}
     for path in (REGISTRY_PATH, *paths):
-        with open(path) as stream:
-            config = deep_merge(config, yaml.safe_load(stream) or {})
+        data = read_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file holds keys at its top level, not a {type(data).__name__}")
+        config = deep_merge(config, data)
     return config
 
 
@@ -110,6 +139,10 @@ def _key(path: Iterable[Any]) -> str:
 def _validator_with_defaults(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     """A validator that also fills in each property's ``default`` (as snakemake.utils.validate does)."""
     base = jsonschema.Draft202012Validator
+    # an integer is an int: JSON schema also takes 64.0, which SB3 and range() would not
+    types = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, instance: isinstance(instance, int) and not isinstance(instance, bool)
+    )
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -118,7 +151,16 @@ def _validator_with_defaults(schema: dict[str, Any]) -> jsonschema.protocols.Val
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+    return jsonschema.validators.extend(base, {"properties": set_defaults}, type_checker=types)(schema)
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    """The validator's message; a refused key also lists the keys allowed there."""
+    message = error.message
+    allowed = error.schema.get("properties") if error.validator == "additionalProperties" else None
+    if allowed:
+        message += f" (allowed: {', '.join(allowed)})"
+    return message
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -127,17 +169,30 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
     Raises:
         ConfigError: naming every offending key, e.g. ``runs[0].algos[0]: 'ddpg' is not one of ...``.
     """
-    with open(schema_path) as stream:
-        schema = yaml.safe_load(stream)
+    schema = read_yaml(schema_path)
     errors = sorted(_validator_with_defaults(schema).iter_errors(config), key=lambda e: list(map(str, e.path)))
     if errors:
-        lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
+        lines = [f"config key '{_key(e.absolute_path)}': {_schema_message(e)}" for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     config["sweep"]["fixed"] = config["sweep"]["fixed"] or {}  # null: nothing held (see the schema)
     problems = list(_cross_key_problems(config))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def check_fixed(algo: str, fixed: Any) -> dict[str, Any]:
+    """``fixed`` as the schema's sweep.fixed.<algo> takes it (for the sweep's command line, which receives it
+    as JSON); raises ConfigError naming each offending parameter."""
+    if algo not in sweep.SPACES:
+        raise ConfigError(f"algo {algo!r}; expected one of {sorted(sweep.SPACES)}")
+    schema = read_yaml(SCHEMA_PATH)
+    validator = _validator_with_defaults({"$ref": f"#/$defs/{algo}_fixed", "$defs": schema["$defs"]})
+    errors = list(validator.iter_errors(fixed))
+    if errors:
+        lines = [f"{_key(['sweep', 'fixed', algo, *e.absolute_path])}: {_schema_message(e)}" for e in errors]
+        raise ConfigError("invalid fixed parameters:\n  " + "\n  ".join(lines))
+    return fixed
 
 
 def checkpoint_grid(
@@ -203,10 +258,6 @@ def _entry_problems(config: dict[str, Any], key: str, runs: list[dict]) -> Itera
 
 def _sweep_problems(config: dict[str, Any]) -> Iterable[str]:
     study = config["sweep"]
-    for algo, fixed in study["fixed"].items():
-        for name in sorted(set(fixed) - set(sweep.SPACES[algo])):
-            drawn = ", ".join(sweep.SPACES[algo])
-            yield f"config key 'sweep.fixed.{algo}.{name}': not a drawn {algo} parameter ({drawn})"
     main = run_specs(config)
     for where, run, algo, settings in _entries(config, "sweep.runs", study["runs"]):
         drawn = set(sweep.SPACES[algo])
@@ -235,20 +286,117 @@ def _sweep_problems(config: dict[str, Any]) -> Iterable[str]:
                 )
 
 
-def _cross_key_problems(config: dict[str, Any]) -> Iterable[str]:
-    problems = list(_entry_problems(config, "runs", config["runs"]))
-    yield from problems
-    yield from _entry_problems(config, "sweep.runs", config["sweep"]["runs"])
+def _cross_key_problems(config: dict[str, Any]) -> list[str]:
+    main = list(_entry_problems(config, "runs", config["runs"]))
+    problems = main + list(_entry_problems(config, "sweep.runs", config["sweep"]["runs"]))
     if not config["runs"] and not config["imports"]:
-        yield "config key 'runs': empty, and no imports either; list runs to train or checkpoints to import"
-    if problems:
-        return  # the checks below need the main runs' specs
-    yield from _import_problems(config)
-    yield from _sweep_problems(config)
+        problems.append("config key 'runs': empty, and no imports either; list runs to train or checkpoints to import")
+    if main:
+        return problems  # the checks below need the main runs' specs
+    problems += _import_problems(config)
+    problems += _sweep_problems(config)
     ppo_tasks = {task for algo, task, _ in run_specs(config) if algo == "ppo"}
     for task in config["figures"]["spectrum"]["tasks"] or []:
         if task not in ppo_tasks:
-            yield f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config"
+            problems.append(f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config")
+    if not problems:  # these need every run's spec, the sweep's too
+        problems += [*_fixed_problems(config), *_network_problems(config)]
+    return problems
+
+
+def _fixed_problems(config: dict[str, Any]) -> Iterable[str]:
+    """sweep.fixed values that contradict a value drawn with them (the schema checked each on its own)."""
+    specs = sweep_specs(config)
+    for algo, fixed in config["sweep"]["fixed"].items():
+        if algo != "ppo" or not {"batch_size", "n_steps"} & set(fixed):
+            continue
+        for (_, task, name, _), spec in specs.items():
+            batch, n_steps = spec.hyperparameters["batch_size"], spec.hyperparameters["n_steps"]
+            if spec.algo == "ppo" and batch > n_steps:
+                key = "n_steps" if "n_steps" in fixed else "batch_size"
+                yield (
+                    f"config key 'sweep.fixed.ppo.{key}': {fixed[key]} gives configuration {name} a batch_size "
+                    f"{batch} above its n_steps {n_steps} (PPO's mini-batches come from one rollout of n_steps)"
+                )
+                break
+
+
+def _analysed_networks(config: dict[str, Any]) -> list[tuple[int, str, RunSpec]]:
+    """(parameter count, description, spec) of the actor and critic of every run the eigen stage analyses."""
+    origin = {(algo, run["task"]): f"runs[{i}]" for i, run in enumerate(config["runs"]) for algo in run["algos"]}
+    sweep_origin = {
+        (algo, run["task"]): f"sweep.runs[{i}]"
+        for i, run in enumerate(config["sweep"]["runs"])
+        for algo in run["algos"]
+    }
+    networks, seen = [], set()
+    for spec in [*run_specs(config).values(), *sweep_specs(config).values()]:
+        task = config["tasks"][spec.task]
+        counts = netsize.parameter_counts(
+            spec.algo, task["obs_dim"], task["action_dim"], spec.hyperparameters, spec.policy
+        )
+        if spec.configuration is None:
+            where = origin[spec.algo, spec.task]
+        else:
+            where = f"{sweep_origin[spec.algo, spec.task]}, configuration {spec.configuration}"
+        for net, n in counts.items():
+            if (spec.algo, spec.task, net, n) not in seen:
+                seen.add((spec.algo, spec.task, net, n))
+                networks.append((n, f"the {spec.algo} {net} on {spec.task} ({where})", spec))
+    return networks
+
+
+def arpack_minimum(wanted: int, n: int) -> int:
+    """Products ARPACK takes at the least for ``wanted`` eigenpairs of an n-parameter network: eigsh's first
+    Lanczos factorisation of ncv = min(n, max(2 wanted + 1, 20)) vectors, then one residual product each."""
+    return min(n, max(2 * wanted + 1, 20)) + wanted
+
+
+def _network_problems(config: dict[str, Any]) -> Iterable[str]:
+    """analysis.k, its guard and the product budget against the parameter counts of every analysed network,
+    and Fig. 1's networks against the explicit Hessian's limit: what would otherwise fail (or silently shrink
+    k in) every eigen job. Counts from the registry's obs_dim and action_dim (pgsubspaces.netsize)."""
+    analysis = config["analysis"]
+    k, guard, budget, solver = (analysis[key] for key in ("k", "guard_eigenpairs", "max_matvecs", "solver"))
+    networks = _analysed_networks(config)
+    if not networks:
+        return
+    n, smallest, _ = min(networks, key=lambda network: network[0])
+    too_small = sum(count <= k + guard for count, _, _ in networks)
+    others = f"; {too_small - 1} more networks are too small" if too_small > 1 else ""
+    if k >= n:
+        yield (
+            f"config key 'analysis.k': {k} eigenpairs do not fit {smallest}, which has {n} parameters; k must be "
+            f"below the parameter count of every analysed network{others}"
+        )
+    elif k + guard >= n:
+        yield (
+            f"config key 'analysis.guard_eigenpairs': k {k} + {guard} guard eigenpairs do not fit {smallest}, which "
+            f"has {n} parameters; k + guard_eigenpairs must be below the parameter count of every analysed "
+            f"network{others}"
+        )
+    if budget is not None and solver == "lanczos" and budget < k + guard:
+        yield (
+            f"config key 'analysis.max_matvecs': {budget} Hessian-vector products cannot build the Krylov basis "
+            f"of k {k} + guard_eigenpairs {guard} eigenpairs; the lanczos solver needs at least {k + guard}"
+        )
+    if budget is not None and solver == "arpack":
+        needed = max(arpack_minimum(k + guard, count) for count, _, _ in networks)
+        if budget < needed:
+            yield (
+                f"config key 'analysis.max_matvecs': {budget} Hessian-vector products are fewer than the {needed} "
+                f"the arpack solver takes at the least for k {k} + guard_eigenpairs {guard} eigenpairs (its first "
+                f"factorisation of max(2 (k + guard) + 1, 20) vectors, then one residual product per eigenpair)"
+            )
+    limit = config["figures"]["spectrum"]["max_parameters"]
+    spectra = {run_id for run_id, _ in spectrum_runs(config)}
+    for count, network, spec in networks:
+        if spec.run_id in spectra and count > limit:
+            yield (
+                f"config key 'figures.spectrum.max_parameters': {limit} is below the {count} parameters of "
+                f"{network}, whose full spectrum Fig. 1 shows (an explicit Hessian of n^2 entries); raise the limit "
+                f"or leave {spec.task} out of figures.spectrum.tasks"
+            )
 
 
 def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
@@ -677,7 +825,7 @@ class AnalysisSpec:
         }
         errors = list(_validator_with_defaults(section_schema).iter_errors(sections))
         if errors:
-            lines = [f"analysis setting '{_key(e.absolute_path)}': {e.message}" for e in errors]
+            lines = [f"analysis setting '{_key(e.absolute_path)}': {_schema_message(e)}" for e in errors]
             raise ConfigError("invalid analysis settings:\n  " + "\n  ".join(lines))
         return cls.from_config(sections)
 
@@ -733,3 +881,23 @@ def overlap_references(config: Mapping[str, Any], spec: RunSpec | ImportSpec) ->
         if (spec.algo, spec.task) in sweep_t1:
             wanted.add(sweep_t1[spec.algo, spec.task])
     return tuple(sorted(wanted & set(analysed_steps(spec))))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check experiment config files as the workflow will (YAML syntax with file and line, then the schema
+    and the cross-key rules): Snakemake itself stops at a YAML error in a --configfile without naming it."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("files", nargs="+", help="config files, merged in order over config/tasks.yaml")
+    args = parser.parse_args(argv)
+    try:
+        validate_config(load_config(*args.files))
+    except (ConfigError, OSError) as error:
+        sys.exit(f"error: {error}")
+    print(f"ok: {' '.join(args.files)}")
+
+
+if __name__ == "__main__":
+    main()

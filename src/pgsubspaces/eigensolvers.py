@@ -430,9 +430,11 @@ def lanczos(
                 if reason is not None or last:
                     break
     if ritz is None:
-        raise EigenConvergenceError(
-            f"lanczos: the Krylov space closed or the budget ended at dimension {steps} < k = {k}"
-        )
+        if max_matvecs is not None and steps == max_matvecs:
+            cause = f"the budget max_matvecs = {max_matvecs} ended"
+        else:
+            cause = "the Krylov space closed (an invariant subspace of the start vector)"
+        raise EigenConvergenceError(f"lanczos: {cause} at dimension {steps} < k = {k}")
     values, vectors, res = ritz
     eigenvectors = basis[:steps].T @ th.as_tensor(vectors[:, :k], dtype=dtype, device=device)
     eigenvectors = eigenvectors / th.linalg.vector_norm(eigenvectors, dim=0)

@@ -1,6 +1,6 @@
 """The random-hyperparameter study of paper Appendix C: configurations and their summary table.
 
-    python -m pgsubspaces.sweep configurations --algo ppo --n 100 --seed 0 --out configurations.csv
+    python -m pgsubspaces.sweep configurations --algo ppo --n 100 --seed 0 [--fixed '{"net_arch": 64}'] --out c.csv
     python -m pgsubspaces.sweep table --summaries RUN/training.json ... --tables DIR --entries JSON --out sweep.csv
 
 Configurations are points of a scrambled Sobol sequence (scipy.stats.qmc), mapped onto the ranges of the
@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy.stats import qmc
 
 from pgsubspaces.atomic import atomic_path
@@ -246,13 +245,16 @@ def write_summary_table(path: Path, rows: Sequence[dict]) -> None:
         writer.writerows(rows)
 
 
-def parse_fixed(items: Sequence[str]) -> dict[str, float | int]:
-    """``["net_arch=64", "gamma=0.99"]`` as ``{"net_arch": 64, "gamma": 0.99}``."""
-    fixed = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        fixed[name] = yaml.safe_load(value)
-    return fixed
+def parse_fixed(algo: str, text: str) -> dict[str, float | int]:
+    """The held parameters from their JSON (``{"net_arch": 64, "gamma": 0.99}``), checked as the config's
+    sweep.fixed.<algo> (each a drawn parameter, with a value SB3 takes): data, never a command."""
+    from pgsubspaces.config import ConfigError, check_fixed
+
+    try:
+        fixed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--fixed is not JSON ({error}): {text!r}") from None
+    return check_fixed(algo, fixed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     draw.add_argument("--algo", required=True, choices=sorted(SPACES))
     draw.add_argument("--n", type=int, required=True)
     draw.add_argument("--seed", type=int, required=True)
-    draw.add_argument("--fixed", nargs="*", default=[], metavar="NAME=VALUE", help="parameters not drawn")
+    draw.add_argument("--fixed", default="{}", metavar="JSON", help='parameters not drawn: {"net_arch": 64}')
     draw.add_argument("--out", required=True, type=Path)
     table = commands.add_parser("table", help="the summary table of every configuration and the tuned runs")
     table.add_argument("--summaries", nargs="*", default=[], type=Path, help="training.json of every run")
@@ -274,7 +276,12 @@ def main(argv: list[str] | None = None) -> None:
     table.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if args.command == "configurations":
-        rows = sample_configurations(args.algo, args.n, args.seed, parse_fixed(args.fixed))
+        from pgsubspaces.config import ConfigError
+
+        try:
+            rows = sample_configurations(args.algo, args.n, args.seed, parse_fixed(args.algo, args.fixed))
+        except (ConfigError, ValueError) as error:
+            parser.error(str(error))
         write_configurations(args.out, args.algo, rows)
     else:
         entries = [Entry(**entry) for entry in json.loads(args.entries)]
