@@ -200,6 +200,8 @@ def test_unreadable_fields_are_named(ppo_zip, tmp_path):
     assert export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env", "--env-id", "Pendulum-v1") == ""
     message = export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env", "--env-id", "MountainCarContinuous-v0")
     assert "summarised.zip: 'observation_space' has _shape [3], the env's [2]" in message
+    message = export(ppo_zip, "--out", tmp_path / "run.h5", "--env-id", "MountainCarContinuous-v0")
+    assert "its observation space has shape (3,), env 'MountainCarContinuous-v0' has (2,)" in message
     with pytest.raises(SystemExit) as error:  # neither --env-id nor --task: argparse refuses
         export_main(["model", str(bad), "--out", str(tmp_path / "run.h5"), "--spaces-from-env"])
     assert error.value.code == 2

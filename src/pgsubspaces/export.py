@@ -394,6 +394,18 @@ def _env_spaces(env_id: str, env_kwargs: dict[str, Any] | None) -> tuple[gym.spa
     return spaces
 
 
+def _check_env_shapes(
+    checkpoint: ZipCheckpoint, env_id: str, env_spaces: tuple[gym.spaces.Box, gym.spaces.Box]
+) -> None:
+    own = (checkpoint.observation_space, checkpoint.action_space)
+    for name, mine, theirs in zip(("observation", "action"), own, env_spaces):
+        if mine.shape != theirs.shape:
+            raise ExportError(
+                f"{checkpoint.path}: its {name} space has shape {mine.shape}, env {env_id!r} has {theirs.shape}; "
+                "check --env-id / --task (config imports.<name>.task or env_id)"
+            )
+
+
 def _common_layouts(zips: list[ZipCheckpoint]) -> dict[str, ParameterLayout]:
     layouts = zips[0].layouts()
     for checkpoint in zips[1:]:
@@ -531,6 +543,8 @@ def export_models(
     zips = [zips[i] for i in order]
     if len({z.step for z in zips}) != len(zips):
         raise ExportError(f"two zips share a num_timesteps: {[str(z.path) for z in zips]}")
+    if env_id is not None:  # a wrong env id would otherwise fail only in the data job
+        _check_env_shapes(zips[-1], env_id, spaces or _env_spaces(env_id, None))
     stats = [vec_normalize_stats(vecnormalize[i], trust=trust) for i in order] if vecnormalize else [None] * len(zips)
     replay = replay_stream_from_buffer(replay_buffer, trust=trust) if replay_buffer else None
     if replay is not None and zips[-1].algo != "sac":
