@@ -56,6 +56,28 @@ TABLES = f"{RESULTS}/tables/{VARIANT}"
 TASKS = "|".join(config["tasks"])
 
 
+# A run folder trained with other settings is refused here, at DAG time: a train job refusing it would
+# fail only after Snakemake deleted its training.json, and reverting the config would then retrain.
+def check_run_dirs():
+    from pgsubspaces.checkpoints import spec_conflicts
+
+    refused = [
+        f"{RESULTS}/runs/{run} ({'; '.join(problems)})"
+        for run, spec in RUNS.items()
+        if (problems := spec_conflicts(f"{RESULTS}/runs/{run}", spec.to_json()))
+    ]
+    if refused:
+        raise WorkflowError(
+            "these run folders hold checkpoints trained with other settings: "
+            + ", ".join(refused)
+            + ". Revert the config to continue them, delete a folder to retrain it, or give the experiment"
+            " another name. Only total_steps may grow (the run continues)."
+        )
+
+
+check_run_dirs()
+
+
 wildcard_constraints:
     run=rf"(ppo|sac)/({TASKS})/seed\d+|sweep/(ppo|sac)/({TASKS})/c\d+/seed\d+",
     algo="ppo|sac",
