@@ -22,6 +22,7 @@ from conftest import REPO, SNAKEMAKE, copy_workflow, job_env, snakemake
 from pgsubspaces import atomic
 from pgsubspaces.checkpoints import read_state
 from pgsubspaces.runfile import RunFile
+from pgsubspaces.tables import resumed_from
 
 RUN = "ppo/Pendulum/seed0"
 GRID = [0, 512, 1024]
@@ -131,6 +132,7 @@ def test_the_next_run_resumes_and_removes_what_killed_writers_left(resumed, live
     assert read_state(run_dir, 1024)["resumes"] == [KILL] and read_state(run_dir, KILL)["resumes"] == []
     with RunFile(workdir / f"results/{experiment}/runs/{RUN}.h5") as run:
         assert run.config("training")["resumes"] == [KILL]
+        assert resumed_from(run) == str(KILL)  # the tables' column
 
 
 def test_a_run_folder_trained_with_other_settings_is_refused_before_snakemake_deletes_anything(resumed):
