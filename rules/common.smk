@@ -38,6 +38,7 @@ import json
 from pgsubspaces.config import (
     IMPORT_NAME,
     ConfigError,
+    RunSpec,
     analysed_steps,
     analysis_spec,
     import_specs,
@@ -79,6 +80,29 @@ TRAINED_RUN = rf"(ppo|sac)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]
 IMPORTED_RUN = (
     rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
 )
+
+
+# A run folder trained with other settings is refused here, at DAG time: a train job refusing it would
+# fail only after Snakemake deleted its training.json, and reverting the config would then retrain.
+def check_run_dirs():
+    from pgsubspaces.checkpoints import spec_conflicts
+
+    refused = [
+        f"{RESULTS}/runs/{run} ({'; '.join(problems)})"
+        for run, spec in RUNS.items()
+        if isinstance(spec, RunSpec)  # imports are not trained
+        and (problems := spec_conflicts(f"{RESULTS}/runs/{run}", spec.to_json()))
+    ]
+    if refused:
+        raise WorkflowError(
+            "these run folders hold checkpoints trained with other settings: "
+            + ", ".join(refused)
+            + ". Revert the config to continue them, delete a folder to retrain it, or give the experiment"
+            " another name. Only total_steps may grow (the run continues)."
+        )
+
+
+check_run_dirs()
 
 
 # Every wildcard is constrained (ASCII digits, registered names): a target path never reaches a shell

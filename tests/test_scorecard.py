@@ -14,13 +14,15 @@ COLUMNS = TABLES  # the columns pgsubspaces.tables writes
 
 
 def write(folder, name, rows):
-    pd.DataFrame(rows, columns=COLUMNS[name]).to_csv(folder / f"{name}.csv", index=False)
+    columns = COLUMNS[name]  # rows may leave out trailing columns the claims do not read (resumed_from)
+    rows = [(*row, *[""] * (len(columns) - len(row))) for row in rows]
+    pd.DataFrame(rows, columns=columns).to_csv(folder / f"{name}.csv", index=False)
 
 
 def frac(fraction, step=0, net="actor", gradient="precise", hessian="precise", k=10, n=1000, algo="ppo", task="T",
          seed=0, phase="initial", resolved=True):  # fmt: skip
     return (algo, task, seed, step, phase, net, gradient, hessian, k, n, fraction, k / n, k / n,
-            0.0 if resolved else 0.5, resolved)  # fmt: skip
+            0.0 if resolved else 0.5, resolved, "")  # fmt: skip
 
 
 def overlap(t1, t2, value, net="actor", k=2, n=100, resolved=True, seed=0):

@@ -8,14 +8,16 @@ missing and end with tables equal to those of the local ``--cores`` run (exactly
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, job_env, snakemake
+from conftest import REPO, SNAKEMAKE, copy_workflow, job_env, snakemake
 from test_workflow import dry_run_jobs
 
 SLURM = REPO / "tests" / "slurm"
@@ -64,11 +66,51 @@ def test_a_dry_run_through_the_slurm_profile_sends_eigen_jobs_to_a_gpu(tmp_path)
         assert "gpu=1" in resources and "slurm_partition=gpu" in resources, resources
 
 
+# What start_local_slurm.sh may touch outside its own folder; stop_local_slurm.sh must leave each as it was.
+SYSTEM_FILES = ("/etc/slurm", "/etc/slurm/slurm.conf", "/etc/slurm/slurmdbd.conf", "/etc/munge/munge.key", "/etc/hosts")
+DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged")
+
+
+def machine_state() -> dict:
+    """Each system file's content hash (a folder: True; absent: None) and the daemons' pids."""
+    files = {}
+    for name in SYSTEM_FILES:
+        path = Path(name)
+        files[name] = (
+            True if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+        )
+    daemons = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            comm = (proc / "comm").read_text().strip() if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        if comm in DAEMONS:
+            daemons.setdefault(comm, set()).add(int(proc.name))
+    return {"files": files, "daemons": daemons}
+
+
+def packaged(path: str) -> bool:
+    """Whether an installed Debian package owns ``path`` (installed packages may stay)."""
+    return subprocess.run(["dpkg", "-S", path], capture_output=True).returncode == 0
+
+
+def snakemake_version_seconds() -> float:
+    """The fastest of three `snakemake --version` (the SLURM plugin probes a configured controller)."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([str(SNAKEMAKE), "--version"], check=True, capture_output=True, timeout=120)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 @pytest.fixture(scope="module")
 def cluster():
+    before = {"state": machine_state(), "seconds": snakemake_version_seconds()}
     subprocess.run(["bash", str(SLURM / "start_local_slurm.sh")], check=True, timeout=600)
-    yield
-    subprocess.run(["bash", str(SLURM / "stop_local_slurm.sh")], timeout=180)
+    yield before
+    subprocess.run(["bash", str(SLURM / "stop_local_slurm.sh")], timeout=180)  # again: a no-op after the last test
 
 
 def slurm_run(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -132,3 +174,18 @@ def test_smoke_config_through_slurm_equals_the_local_run_after_a_failed_job(clus
     assert len(tables) == 8  # five tables, the (empty) sweep table, the scorecard and its accuracy table
     for table in tables:
         assert (workdir / TABLES / table.name).read_bytes() == table.read_bytes(), table.name
+
+
+def test_stopping_the_cluster_leaves_the_machine_as_the_start_found_it(cluster):
+    """Last in this file: stop the cluster (the fixture's finaliser then finds nothing to stop)."""
+    assert Path("/etc/slurm/slurm.conf").exists()  # the cluster was up
+    stop = subprocess.run(["bash", str(SLURM / "stop_local_slurm.sh")], capture_output=True, text=True, timeout=180)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    after = machine_state()
+    for name, was in cluster["state"]["files"].items():  # as before, or a file of a package it installed
+        assert after["files"][name] == was or (was is None and packaged(name)), (name, stop.stdout)
+    for daemon, pids in after["daemons"].items():  # only daemons that ran before the start may run now
+        assert pids <= cluster["state"]["daemons"].get(daemon, set()), (daemon, stop.stdout)
+    seconds = snakemake_version_seconds()
+    print(f"snakemake --version: {cluster['seconds']:.2f} s before the cluster, {seconds:.2f} s after its teardown")
+    assert seconds <= 1.5 * cluster["seconds"] + 1, (cluster["seconds"], seconds)

@@ -170,9 +170,10 @@ class Checkpointer(BaseCallback):
         curves: LearningCurves,
         stream: ReplayStream | None,
         actor_path: ActorPathRecorder | None,
+        resumes: list[int] = (),
     ):
         super().__init__()
-        self.run_dir, self.steps = run_dir, frozenset(steps)
+        self.run_dir, self.steps, self.resumes = run_dir, frozenset(steps), list(resumes)
         self.curves, self.stream, self.actor_path = curves, stream, actor_path
         self.after_save = lambda step: None
 
@@ -193,7 +194,7 @@ class Checkpointer(BaseCallback):
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
             files["vecnormalize.pkl"] = vec_normalize.save
-        state = {"n_updates": int(model._n_updates)}
+        state = {"n_updates": int(model._n_updates), "resumes": self.resumes}
         if self.stream is not None:
             files["replay.npz"] = self.stream.take(model.replay_buffer)
             state["replay_end"] = self.stream.end

@@ -4,7 +4,7 @@
 <run_dir>/checkpoints/step_<step:09d>/    one folder per checkpoint, renamed into place when complete:
     model.zip          SB3 model (policy, target nets, optimizer state; SAC: log_ent_coef)
     vecnormalize.pkl   VecNormalize statistics, where used
-    state.json         step, gradient updates, replay stream end index
+    state.json         step, gradient updates, replay stream end index, resumes (steps resumed from so far)
     curves.npz         learning curves up to this step
     replay.npz         SAC: the transitions stored since the previous checkpoint, in order
     actor_path.npz     when recorded: flat actor parameters since the previous checkpoint
@@ -24,6 +24,8 @@ import numpy as np
 from pgsubspaces.atomic import atomic_path
 
 _CHECKPOINT = re.compile(r"^step_(\d{9})$")
+# Spec fields that may change between a run's sessions: extending the budget extends the grid.
+RESUMABLE_CHANGES = frozenset({"total_steps", "checkpoint_steps"})
 REPLAY_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
@@ -37,6 +39,41 @@ def completed_steps(run_dir: Path) -> list[int]:
     if not folder.is_dir():
         return []
     return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name)))
+
+
+def spec_conflicts(run_dir: Path, spec_json: str) -> list[str]:
+    """Why the run dir cannot continue with this spec (its RunSpec JSON): one line per problem, none if it can.
+
+    Pure (reads, never writes), and light enough for Snakemake to call on every run at DAG time, so that a
+    refused training fails before Snakemake deletes its ``training.json`` (rules/common.smk).
+    """
+    path = Path(run_dir) / "spec.json"
+    if not path.exists():
+        return []
+    old, new = json.loads(path.read_text()), json.loads(spec_json)
+    problems = [
+        f"{key}: {was!r} -> {now!r}"
+        for key, was, now in _differences(old, new)
+        if key.split(".")[0] not in RESUMABLE_CHANGES
+    ]
+    done = completed_steps(run_dir)
+    if done and done[-1] > new["total_steps"]:
+        problems.append(
+            f"total_steps: a checkpoint at step {done[-1]} lies beyond the new total_steps {new['total_steps']}"
+        )
+    return problems
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every leaf that differs; a key missing on one side is None."""
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        was, now = old.get(key), new.get(key)
+        if isinstance(was, dict) and isinstance(now, dict):
+            out += _differences(was, now, f"{prefix}{key}.")
+        elif was != now:
+            out.append((f"{prefix}{key}", was, now))
+    return out
 
 
 def write_checkpoint(run_dir: Path, step: int, files: dict[str, Any], state: dict[str, Any]) -> Path:

@@ -52,6 +52,7 @@ TABLES = {
         "random_control",
         "subspace_bound",
         "resolved",
+        "resumed_from",
     ),
     "overlaps": (
         "algo",
@@ -66,9 +67,10 @@ TABLES = {
         "chance",
         "subspace_bound",
         "resolved",
+        "resumed_from",
     ),
     "phases": ("algo", "task", "seed", "end_initial", "start_convergence", "n_initial", "n_training", "n_convergence"),
-    "curves": ("algo", "task", "seed", "curve", "step", "value"),
+    "curves": ("algo", "task", "seed", "curve", "step", "value", "resumed_from"),
     "spectra": ("algo", "task", "seed", "step", "net", "hessian", "kind", "index", "eigenvalue"),
 }
 
@@ -232,6 +234,23 @@ def spectrum_rows(identity: tuple, eigens: list[EigenFile], spectrum_paths: Sequ
     return rows
 
 
+def resumed_from(run: RunFile) -> str:
+    """The steps the run's training resumed from, ';'-joined ('' for an uninterrupted training or a zip).
+
+    A resumed training does not equal an uninterrupted one of the same seed after the step it resumed
+    from (README, "Resumed runs"), so its rows say so.
+    """
+    summary = run.config("training", None) or {}
+    steps = summary.get("resumes")
+    if steps is None:  # run files of before the record of every resume: only the last one is known
+        steps = [] if summary.get("resumed_from") is None else [summary["resumed_from"]]
+    return ";".join(str(int(step)) for step in steps)
+
+
+def _with(rows: Iterable[tuple], value) -> Iterable[tuple]:
+    return (row + (value,) for row in rows)
+
+
 def make_tables(
     run_path: Path,
     eigen_paths: Sequence[Path],
@@ -245,6 +264,7 @@ def make_tables(
     with RunFile(run_path) as run:
         identity = (run.algo, str(run.attrs.get("task", "")), int(run.attrs.get("seed", -1)))
         curves = run.curves()
+        resumed = resumed_from(run)
     phases = run_phases(run_path, curves, spec)
     phase_of = phases.of if phases is not None else (lambda step: "")
     fractions = (
@@ -258,9 +278,10 @@ def make_tables(
             control_rng(spec.control_seed, identity[2], eigen.step),
         )
     )
-    write_table(out_dir / "fractions.csv", "fractions", fractions)
-    write_table(out_dir / "overlaps.csv", "overlaps", overlap_rows(identity, eigens, spec.k_levels, t1_levels))
-    write_table(out_dir / "curves.csv", "curves", curve_rows(identity, curves))
+    write_table(out_dir / "fractions.csv", "fractions", _with(fractions, resumed))
+    overlaps = overlap_rows(identity, eigens, spec.k_levels, t1_levels)
+    write_table(out_dir / "overlaps.csv", "overlaps", _with(overlaps, resumed))
+    write_table(out_dir / "curves.csv", "curves", _with(curve_rows(identity, curves), resumed))
     phase_rows = []
     if phases is not None:
         counts = [sum(phases.of(e.step) == p for e in eigens) for p in ("initial", "training", "convergence")]

@@ -31,7 +31,7 @@ from pgsubspaces.callbacks import (
     non_finite_parameters,
     restore_replay_buffer,
 )
-from pgsubspaces.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state
+from pgsubspaces.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state, spec_conflicts
 from pgsubspaces.config import RunSpec
 from pgsubspaces.curves import LearningCurves
 from pgsubspaces.envs import make_vec_env
@@ -39,9 +39,6 @@ from pgsubspaces.faults import diverge_if_injected, kill_if_injected
 from pgsubspaces.versions import package_versions
 
 log = logging.getLogger("pgsubspaces.train")
-
-# Spec fields that may change between a run's sessions: extending the budget extends the grid.
-RESUMABLE_CHANGES = {"total_steps", "checkpoint_steps"}
 
 
 class RunDirError(RuntimeError):
@@ -57,31 +54,24 @@ class Session:
     curves: LearningCurves
     stream: ReplayStream | None
     actor_updates: int
+    resumes: list[int]  # the steps this run's earlier sessions resumed from, and this one's (README: Resumed runs)
 
 
 def check_spec(run_dir: Path, spec: RunSpec) -> None:
     """Record the spec in a new run dir, or check that an existing one was trained with the same settings."""
-    path = run_dir / "spec.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        new = json.loads(spec.to_json())
-        changed = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-        if changed:
-            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-            raise RunDirError(
-                f"{run_dir} holds checkpoints trained with other settings ({details}). "
-                "Delete that folder to retrain, or give the experiment another name."
-            )
-        done = completed_steps(run_dir)
-        if done and done[-1] > spec.total_steps:
-            raise RunDirError(f"{run_dir} has a checkpoint at step {done[-1]}, beyond total_steps {spec.total_steps}")
-    atomic.write_text(path, spec.to_json())
+    problems = spec_conflicts(run_dir, spec.to_json())
+    if problems:
+        raise RunDirError(
+            f"{run_dir} holds checkpoints trained with other settings ({'; '.join(problems)}). "
+            "Delete that folder to retrain, or give the experiment another name."
+        )
+    atomic.write_text(run_dir / "spec.json", spec.to_json())
 
 
 def _fresh(spec: RunSpec, venv: VecEnv, device: str) -> Session:
     model = new_agent(spec.algo, venv, spec.hyperparameters, spec.policy, spec.seed, device)
     stream = ReplayStream() if spec.algo == "sac" else None
-    return Session(model, 0, LearningCurves(), stream, 0)
+    return Session(model, 0, LearningCurves(), stream, 0, [])
 
 
 def _resume(spec: RunSpec, run_dir: Path, step: int, device: str) -> Session:
@@ -100,7 +90,8 @@ def _resume(spec: RunSpec, run_dir: Path, step: int, device: str) -> Session:
             restore_replay_buffer(model.replay_buffer, transitions)
         stream = ReplayStream(end=state["replay_end"])
     curves = LearningCurves.load(folder / "curves.npz")
-    return Session(model, step, curves, stream, state.get("actor_updates", 0))
+    resumes = [*state.get("resumes", []), step]
+    return Session(model, step, curves, stream, state.get("actor_updates", 0), resumes)
 
 
 def train(
@@ -115,6 +106,9 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_spec(run_dir, spec)
+    for folder in (run_dir, run_dir / "checkpoints"):  # what a killed session was writing
+        for path in atomic.remove_stale(folder):
+            log.info("removed %s, left by a killed training", path)
     done = completed_steps(run_dir)
     started = time.time()
     if done:
@@ -131,7 +125,9 @@ def train(
     actor_path = None
     if spec.actor_path_every > 0:
         actor_path = ActorPathRecorder(model, spec.algo, spec.actor_path_every, session.actor_updates)
-    checkpointer = Checkpointer(run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path)
+    checkpointer = Checkpointer(
+        run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path, session.resumes
+    )
     if not done:  # tests only: a fresh training may be killed, or diverge, after a checkpoint (faults.py)
 
         def after_save(step: int) -> None:
@@ -157,6 +153,7 @@ def train(
         "total_steps": spec.total_steps,
         "status": "ok",
         "resumed_from": session.start if done else None,
+        "resumes": session.resumes,
     }
     try:
         if session.start < spec.total_steps:
@@ -178,7 +175,8 @@ def train(
         log.warning("%s %s", spec.run_id, summary["reason"])
     else:
         # PPO (and SAC with train_freq > 1) may step past the budget to finish a rollout: keep rows <= budget.
-        session.curves.up_to(spec.total_steps).save(run_dir / "curves.npz")
+        with atomic.atomic_path(run_dir / "curves.npz") as tmp, open(tmp, "wb") as stream:
+            session.curves.up_to(spec.total_steps).save(stream)
     summary.update(
         checkpoints=completed_steps(run_dir),
         seconds=round(time.time() - started, 1),
