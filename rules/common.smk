@@ -76,7 +76,9 @@ VARIANT = ANALYSIS.variant  # a path segment: corrected and original results nev
 TABLES = f"{RESULTS}/tables/{VARIANT}"
 TASKS = "|".join(config["tasks"])
 FIGURES_DIR = f"figures/{config['experiment']}"  # per experiment: a smoke run leaves the default's alone
-TRAINED_RUN = rf"(ppo|sac)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]+/seed[0-9]+"
+TRAINED_RUN = (
+    rf"(ppo|sac)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]+/seed[0-9]+"
+)
 IMPORTED_RUN = (
     rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
 )
