@@ -227,7 +227,7 @@ def test_a_truncated_file_is_named(files, kind, tmp_path):
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-def test_nan_parameters_are_named_before_torch_sees_them(files, tmp_path, value):
+def test_nan_parameters_are_named_before_torch_sees_them(files, tmp_path, value, capsys):
     path = tmp_path / "run.h5"
     shutil.copy(files["ppo_run"], path)
     with h5py.File(path, "a") as f:  # a valid file (checksums rewritten) holding a diverged checkpoint
@@ -236,8 +236,9 @@ def test_nan_parameters_are_named_before_torch_sees_them(files, tmp_path, value)
     message = f"{path}: checkpoint step 1024, network actor: 1 of [0-9]+ parameters are NaN or inf"
     with RunFile(path) as run, pytest.raises(IntegrityError, match=message):
         run.vector(1024, "actor")
-    with pytest.raises(IntegrityError, match=message):
+    with pytest.raises(SystemExit, match="1"):  # the data job's command line: the message, no traceback
         data_main(["--run", str(path), "--step", "1024", "--out", str(tmp_path / "data.h5")])
+    assert re.fullmatch(f"error: {message}.*\n", capsys.readouterr().err, re.S)
     assert not (tmp_path / "data.h5").exists()
 
 
@@ -357,3 +358,31 @@ def test_after_remove_snakemake_plans_the_job_that_rebuilds_the_file(files, tmp_
     assert verify_main([str(results), "--remove"]) == 1 and not target.exists()
     plan = snakemake(workdir, *args).stdout
     assert re.search(r"^export\s+1$", plan, re.M) and re.search(r"^total\s+1$", plan, re.M), plan
+
+
+@pytest.mark.parametrize(
+    ("stage", "damaged_kind", "dataset"),
+    [
+        ("analysis_data", "ppo_run", "checkpoints/step_000001024/actor"),  # the tester's case: exit 0, other actions
+        ("eigen", "ppo_data", "precise/advantages"),
+    ],
+)
+def test_a_stage_on_a_damaged_input_exits_1_with_the_file_and_dataset_named(
+    files, tmp_path, stage, damaged_kind, dataset
+):
+    offset, size = chunk_spans(files[damaged_kind])[dataset][0]
+    damaged = flipped(files[damaged_kind], tmp_path / "damaged.h5", offset + size // 2)
+    out = tmp_path / "out.h5"
+    inputs = {"ppo_run": files["ppo_run"], "ppo_data": files["ppo_data"], damaged_kind: damaged}
+    args = ["--run", str(inputs["ppo_run"]), "--out", str(out)]
+    args += (
+        ["--step", "1024"]
+        if stage == "analysis_data"
+        else ["--data", str(inputs["ppo_data"]), "--analysis", '{"k": 2}']
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", f"pgsubspaces.{stage}", *args], capture_output=True, text=True, env=job_env()
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"error: {damaged}: '/{dataset}' is damaged (" in result.stderr and "Traceback" not in result.stderr
+    assert "pgsubspaces.verify" in result.stderr and not out.exists()

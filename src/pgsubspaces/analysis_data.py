@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     th.set_num_threads(1)
-    make_data(args.run, args.step, args.out, AnalysisSpec.from_json(args.analysis))
+    with h5io.exit_on_file_errors():
+        make_data(args.run, args.step, args.out, AnalysisSpec.from_json(args.analysis))
 
 
 if __name__ == "__main__":

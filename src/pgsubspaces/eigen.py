@@ -209,7 +209,8 @@ def parse_operator_args(doc: str, argv: list[str] | None) -> tuple[argparse.Name
 
 def main(argv: list[str] | None = None) -> None:
     args, spec = parse_operator_args(__doc__, argv)
-    analyse(args.run, args.data, args.out, spec, workers=args.threads)
+    with h5io.exit_on_file_errors():
+        analyse(args.run, args.data, args.out, spec, workers=args.threads)
 
 
 if __name__ == "__main__":

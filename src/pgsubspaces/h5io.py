@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,17 @@ def read(f: h5py.File | h5py.Group, key: str, path: str | Path | None = None) ->
     name = f"{f.name.rstrip('/')}/{key}"
     with reading(path, f"'{name}'"):
         return f[key][()]
+
+
+@contextlib.contextmanager
+def exit_on_file_errors() -> Iterator[None]:
+    """For the stages' command lines: a missing, old or damaged file ends the job with its message (exit
+    status 1), not a traceback."""
+    try:
+        yield
+    except RunFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def verify_file(path: str | Path) -> None:

@@ -75,7 +75,8 @@ def full_spectrum(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec
 
 def main(argv: list[str] | None = None) -> None:
     args, spec = parse_operator_args(__doc__, argv)
-    full_spectrum(args.run, args.data, args.out, spec, workers=args.threads)
+    with h5io.exit_on_file_errors():
+        full_spectrum(args.run, args.data, args.out, spec, workers=args.threads)
 
 
 if __name__ == "__main__":

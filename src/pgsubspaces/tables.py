@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "run":
         spec = AnalysisSpec.from_json(args.analysis)
-        make_tables(args.run, args.eigen, args.out_dir, spec, args.t1, args.spectra)
+        with h5io.exit_on_file_errors():
+            make_tables(args.run, args.eigen, args.out_dir, spec, args.t1, args.spectra)
     else:
         for name in TABLES:
             merge([folder / f"{name}.csv" for folder in args.runs], args.out_dir / f"{name}.csv")
