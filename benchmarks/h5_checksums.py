@@ -122,8 +122,11 @@ def write_eigen(path: Path, rng) -> None:
 
 
 def read_all(path: Path) -> None:
+    datasets = []
     with h5py.File(path, "r") as f:
-        f.visititems(lambda _, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(lambda _, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        for dataset in datasets:
+            dataset[()]
 
 
 def timed(function, repeats: int) -> float:
