@@ -16,8 +16,10 @@ training from there on, and everything of that run downstream is rebuilt).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import signal
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -26,15 +28,34 @@ from pathlib import Path
 from pgsubspaces import h5io
 
 _CHECKPOINT = re.compile(r"^step_(\d{9})$")
+TIMEOUT = 600  # seconds for one file: a 1e6-transition run file reads in seconds
 
 
-def damaged_h5(path: Path) -> str | None:
-    """Why ``path`` is damaged, or None."""
-    try:
-        h5io.verify_file(path)
-    except h5io.RunFileError as error:
-        return str(error).removeprefix(f"{path}: ")
-    return None
+def damaged_h5(path: Path, timeout: int = TIMEOUT) -> str | None:
+    """Why ``path`` is damaged, or None. Checked in a forked child: HDF5 can crash, or loop forever, on a
+    damaged global heap (docs/hdf5.md, "Integrity")."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running the parent's cleanup
+        os.close(read_end)
+        signal.alarm(timeout)
+        try:
+            h5io.verify_file(path)
+            reason = ""
+        except h5io.RunFileError as error:
+            reason = str(error).removeprefix(f"{path}: ")
+        except Exception as error:  # noqa: BLE001 - anything else is damage too, reported by name
+            reason = f"cannot be read ({type(error).__name__}: {error})"
+        os.write(write_end, reason.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as stream:
+        reason = stream.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        how = f"hangs for over {timeout} s" if os.WTERMSIG(status) == signal.SIGALRM else "crashes HDF5"
+        return f"reading it {how} (damaged metadata); {h5io.advice(path)}"
+    return reason or None
 
 
 def damaged_zip(path: Path) -> str | None:
