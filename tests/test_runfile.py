@@ -7,6 +7,7 @@ import shutil
 import h5py
 import pytest
 
+from pgsubspaces import h5io
 from pgsubspaces.export import ExportError, export_run
 from pgsubspaces.runfile import RunFile, RunFileError
 
@@ -49,13 +50,14 @@ def test_other_format_and_version(ppo_file, tmp_path):
         RunFile(other)
     with h5py.File(ppo_file, "a") as f:
         f.attrs["format_version"] = 99
-    with pytest.raises(RunFileError, match="format_version 99, this code reads 1"):
+    with pytest.raises(RunFileError, match="format_version 99, this code reads 2: .* delete it and rerun"):
         RunFile(ppo_file)
 
 
 def test_missing_step_and_key(ppo_file):
     with h5py.File(ppo_file, "a") as f:
         del f["checkpoints/step_000000512/critic"]
+        h5io.seal(f)  # a sealed file lacking a dataset (unsealed, it is refused as damaged: test_integrity.py)
     with RunFile(ppo_file) as run:
         with pytest.raises(RunFileError, match=r"no checkpoint at step 7 \(steps: \[0, 512, 1024, 2048\]\)"):
             run.vector(7, "actor")

@@ -9,6 +9,10 @@ import pandas as pd
 import pytest
 from conftest import snakemake
 
+from pgsubspaces import h5io
+from pgsubspaces.eigen import FORMAT as EIGEN_FORMAT
+from pgsubspaces.eigen import FORMAT_VERSION as EIGEN_VERSION
+
 EIGEN = "results/smoke/eigen/{variant}/{algo}/Pendulum/seed0"
 TABLES = "results/smoke/tables/{variant}"
 
@@ -190,14 +194,15 @@ def test_an_unresolved_subspace_is_marked_in_the_file_the_log_and_the_tables(tmp
     assert true_overlap < 0.99 and result.unresolved_levels() == [20]  # wrong, and flagged
     operator = SimpleNamespace(loss=SimpleNamespace(n_samples=1), cached_chunks=1, chunks=[0])
     path = tmp_path / "eigen.h5"
-    with h5py.File(path, "w") as f, caplog.at_level(logging.WARNING, logger="pgsubspaces.eigen"):
-        f.attrs.update(step=1000, subspace_tol=0.1)
+    with h5io.write_h5(path) as f, caplog.at_level(logging.WARNING, logger="pgsubspaces.eigen"):
+        f.attrs.update(step=1000, subspace_tol=0.1, format=EIGEN_FORMAT, format_version=EIGEN_VERSION)
         for net in ("actor", "critic"):
             for hessian in ("precise", "minibatch"):
                 _write_result(f.create_group(f"{net}/{hessian}"), result, operator)
                 _log_result(1000, net, hessian, result)
             g = np.random.default_rng(0).standard_normal(len(values))
-            f[f"{net}/precise/gradient"], f[f"{net}/minibatch/gradients"] = g, g[None]
+            h5io.create_dataset(f, f"{net}/precise/gradient", g)
+            h5io.create_dataset(f, f"{net}/minibatch/gradients", g[None])
     assert "actor precise: top-k subspace NOT resolved to subspace_tol 0.1 at k=20" in caplog.text
     with h5py.File(path, "r") as f:
         assert list(f["actor/precise"].attrs["unresolved_levels"]) == [20]

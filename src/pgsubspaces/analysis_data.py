@@ -25,15 +25,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecNormalize
 
+from pgsubspaces import h5io
 from pgsubspaces.agents import new_agent
-from pgsubspaces.atomic import atomic_path
 from pgsubspaces.checkpoints import REPLAY_FIELDS
 from pgsubspaces.config import AnalysisSpec, sample_seed
 from pgsubspaces.envs import make_vec_env
@@ -43,7 +42,7 @@ from pgsubspaces.runfile import RunFile, RunFileError, build_policy
 log = logging.getLogger("pgsubspaces.analysis_data")
 
 FORMAT = "pgsubspaces-data"
-FORMAT_VERSION = 1
+FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (h5io)
 PPO_FIELDS = ("observations", "actions", "old_log_prob", "advantages", "returns", "old_values")
 SAC_MINIBATCH_SAMPLES = 2048  # the original's mini-batch Hessian size for SAC (matches default PPO's n_steps)
 
@@ -177,17 +176,17 @@ def run_identity(run: RunFile) -> dict[str, Any]:
 
 
 def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with h5io.write_h5(path) as f:
         f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, variant), "seed": seed})
         for group in ("precise", "minibatch"):
             for key, value in data[group].items():
-                f.create_dataset(f"{group}/{key}", data=value)
-        f.create_dataset("minibatch/batch_offsets", data=data["batch_offsets"])
+                h5io.create_dataset(f, f"{group}/{key}", value)
+        h5io.create_dataset(f, "minibatch/batch_offsets", data["batch_offsets"])
         if run.algo == "sac":
             f["precise"].attrs.update(data["source"])
             if data["transitions"] is not None:
                 for key, value in data["transitions"].items():
-                    f.create_dataset(f"precise/transitions/{key}", data=value)
+                    h5io.create_dataset(f, f"precise/transitions/{key}", value)
 
 
 def make_data(run_path: Path, step: int, out: Path, spec: AnalysisSpec) -> None:
@@ -215,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     th.set_num_threads(1)
-    make_data(args.run, args.step, args.out, AnalysisSpec.from_json(args.analysis))
+    with h5io.exit_on_file_errors():
+        make_data(args.run, args.step, args.out, AnalysisSpec.from_json(args.analysis))
 
 
 if __name__ == "__main__":

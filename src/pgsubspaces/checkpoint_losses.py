@@ -16,7 +16,9 @@ import h5py
 import numpy as np
 import torch as th
 
+from pgsubspaces import h5io
 from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
+from pgsubspaces.analysis_data import FORMAT_VERSION as DATA_VERSION
 from pgsubspaces.losses import FlatLoss, make_loss
 from pgsubspaces.runfile import RunFile, RunFileError, build_policy
 
@@ -48,26 +50,24 @@ class Batches:
 
 
 def read_batches(run: RunFile, data_path: Path) -> Batches:
-    """The batches of a data file (``pgsubspaces.analysis_data``) of ``run``; a named error if unreadable."""
-    try:
-        f = h5py.File(data_path, "r")
-    except OSError as error:
-        raise RunFileError(f"{data_path}: not a readable HDF5 file, corrupt or truncated ({error})") from None
-    with f:
-        if f.attrs.get("format") != DATA_FORMAT:
-            raise RunFileError(
-                f"{data_path}: attribute 'format' is {f.attrs.get('format')!r}, expected {DATA_FORMAT!r}"
-            )
-        try:
-            precise = {key: value[()] for key, value in f["precise"].items() if isinstance(value, h5py.Dataset)}
-            minibatch = {key: value[()] for key, value in f["minibatch"].items()}
+    """The batches of a data file (``pgsubspaces.analysis_data``) of ``run``; a named error (RunFileError,
+    IntegrityError if damaged) naming the file and dataset if it cannot be read."""
+    with h5io.open_h5(data_path, "analysis data file", DATA_FORMAT, DATA_VERSION) as f:
+        with h5io.reading(data_path, "the analysis data"):
+            names = {
+                group: [key for key in f[group] if isinstance(f[group][key], h5py.Dataset)]
+                for group in ("precise", "minibatch")
+            }
             source = dict(f["precise"].attrs)
-            transitions = None
-            if "transitions" in f["precise"]:
-                transitions = {key: value[()] for key, value in f["precise/transitions"].items()}
-            step, seed = int(f.attrs["step"]), int(f.attrs.get("seed", 0))
-        except (KeyError, OSError) as error:
-            raise RunFileError(f"{data_path}: cannot read the analysis data ({error}); rerun the data rule") from None
+            step, seed = int(f.attrs["step"]), int(f.attrs["seed"])
+            has_transitions = "transitions" in f["precise"]
+        precise = {key: h5io.read(f, f"precise/{key}", data_path) for key in names["precise"]}
+        minibatch = {key: h5io.read(f, f"minibatch/{key}", data_path) for key in names["minibatch"]}
+        transitions = None
+        if has_transitions:
+            transitions = {
+                key: h5io.read(f, f"precise/transitions/{key}", data_path) for key in f["precise/transitions"]
+            }
     offsets = minibatch.pop("batch_offsets")
     if run.algo == "sac":
         transitions = transitions if transitions is not None else run.replay(step)

@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 import torch as th
 
+from pgsubspaces import h5io
 from pgsubspaces.analysis_data import analysis_attrs, run_identity
-from pgsubspaces.atomic import atomic_path
 from pgsubspaces.checkpoint_losses import (
     DTYPES,
     Batches,
@@ -41,7 +41,8 @@ from pgsubspaces.runfile import RunFile
 log = logging.getLogger("pgsubspaces.eigen")
 
 FORMAT = "pgsubspaces-eigen"
-FORMAT_VERSION = 2  # 2: per-eigenpair convergence, gaps, subspace bounds, guard eigenpairs
+FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: per-eigenpair convergence, gaps, subspace bounds, guard eigenpairs;
+# 3: checksummed (h5io)
 
 
 def solve(operator: HessianOperator, spec: AnalysisSpec, seed: int) -> EigenResult:
@@ -71,12 +72,12 @@ def solve(operator: HessianOperator, spec: AnalysisSpec, seed: int) -> EigenResu
 
 
 def _write_result(group: h5py.Group, result: EigenResult, operator: HessianOperator) -> None:
-    group.create_dataset("eigenvalues", data=result.eigenvalues)
-    group.create_dataset("eigenvectors", data=result.eigenvectors.cpu().numpy())
+    h5io.create_dataset(group, "eigenvalues", result.eigenvalues)
+    h5io.create_dataset(group, "eigenvectors", result.eigenvectors.cpu().numpy())
     for name in ("residuals", "converged", "gaps", "subspace_bounds", "guard_eigenvalues", "guard_residuals"):
-        group.create_dataset(name, data=getattr(result, name))
+        h5io.create_dataset(group, name, getattr(result, name))
     if result.all_eigenvalues is not None:
-        group.create_dataset("all_eigenvalues", data=result.all_eigenvalues)
+        h5io.create_dataset(group, "all_eigenvalues", result.all_eigenvalues)
     group.attrs.update(
         {
             "solver": result.solver,
@@ -160,7 +161,7 @@ def analyse(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec, work
         if injected("eigen", f"{run.algo}/{run.attrs.get('task', '')}/seed{run.attrs.get('seed', '')}", step):
             raise RuntimeError(f"{out}: injected failure (PGSUBSPACES_INJECT_FAULT, tests only)")
         unresolved = []
-        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        with h5io.write_h5(out) as f:
             f.attrs.update(_root_attrs(run, batches, spec, device, data_path))
             for net in NETS:
                 for name, batch in (("precise", batches.precise), ("minibatch", batches.minibatch)):
@@ -172,11 +173,11 @@ def analyse(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec, work
                     group = f.create_group(f"{net}/{name}")
                     _write_result(group, result, operator)
                     if name == "precise":
-                        group.create_dataset("gradient", data=operator.gradient().cpu().numpy())
+                        h5io.create_dataset(group, "gradient", operator.gradient().cpu().numpy())
                     _log_result(step, net, name, result)
                     unresolved += [f"{net}/{name} k={j}" for j in result.unresolved_levels()]
                 gradients = minibatch_gradients(run, batches, net, spec.variant, device, dtype)
-                f.create_dataset(f"{net}/minibatch/gradients", data=gradients)
+                h5io.create_dataset(f, f"{net}/minibatch/gradients", gradients)
             f.attrs["resolved"] = not unresolved
             f.attrs["unresolved"] = ", ".join(unresolved)
             f.attrs["seconds"] = time.time() - started
@@ -208,7 +209,8 @@ def parse_operator_args(doc: str, argv: list[str] | None) -> tuple[argparse.Name
 
 def main(argv: list[str] | None = None) -> None:
     args, spec = parse_operator_args(__doc__, argv)
-    analyse(args.run, args.data, args.out, spec, workers=args.threads)
+    with h5io.exit_on_file_errors():
+        analyse(args.run, args.data, args.out, spec, workers=args.threads)
 
 
 if __name__ == "__main__":

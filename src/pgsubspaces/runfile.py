@@ -1,7 +1,8 @@
 """The run file: one HDF5 file per training run, the interface between training and analysis.
 
-Format ``pgsubspaces-run``, version 1; every group, dataset and attribute is listed in docs/hdf5.md.
-``write_run_file`` writes it atomically; ``RunFile`` reads it and names the file in every error;
+Format ``pgsubspaces-run``, version 2; every group, dataset and attribute is listed in docs/hdf5.md.
+``write_run_file`` writes it atomically and checksummed (``h5io``); ``RunFile`` reads it, verifies it and
+names the file in every error;
 ``build_policy`` turns a checkpoint back into a stable-baselines3 policy.
 """
 
@@ -18,19 +19,16 @@ import h5py
 import numpy as np
 from stable_baselines3.common.policies import BasePolicy
 
+from pgsubspaces import h5io
 from pgsubspaces.agents import new_policy
-from pgsubspaces.atomic import atomic_path
 from pgsubspaces.checkpoints import REPLAY_FIELDS
+from pgsubspaces.h5io import IntegrityError, RunFileError
 from pgsubspaces.parameters import NETS, ParameterLayout, assign, split_parameters
 
 FORMAT = "pgsubspaces-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (fletcher32 datasets, 1.10 metadata, sealed attributes)
 _MISSING = object()
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-
-
-class RunFileError(ValueError):
-    """A run file is missing, unreadable, of another format, or lacks a key; the message names the file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,19 +74,19 @@ def write_run_file(
         curves: ``<table>/<column>`` -> array, as ``LearningCurves.arrays()``.
         replay: SAC transition stream (REPLAY_FIELDS), plus the scalar ``buffer_size``.
     """
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with h5io.write_h5(path) as f:
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION})
         f.attrs.update({k: v for k, v in identity.items() if v is not None})
         group = f.create_group("config")
         for key, value in config.items():
             group.attrs[key] = json.dumps(value, sort_keys=True)
         for name, space in (("observation", observation_space), ("action", action_space)):
-            f.create_dataset(f"spaces/{name}/low", data=space.low)
-            f.create_dataset(f"spaces/{name}/high", data=space.high)
+            h5io.create_dataset(f, f"spaces/{name}/low", space.low)
+            h5io.create_dataset(f, f"spaces/{name}/high", space.high)
         for net, layout in layouts.items():
             group = f.create_group(f"layout/{net}")
-            group.create_dataset("names", data=np.array(layout.names, dtype=h5py.string_dtype()))
-            group.create_dataset("offsets", data=np.array(layout.offsets, dtype=np.int64))
+            h5io.create_dataset(group, "names", np.array(layout.names, dtype=object))
+            h5io.create_dataset(group, "offsets", np.array(layout.offsets, dtype=np.int64))
             group.attrs["shapes"] = json.dumps([list(s) for s in layout.shapes])
         steps = []
         for checkpoint in checkpoints:
@@ -97,26 +95,26 @@ def write_run_file(
             group.attrs["step"] = checkpoint.step
             group.attrs.update(checkpoint.attrs)
             for net, vector in checkpoint.vectors.items():
-                group.create_dataset(net, data=np.asarray(vector, dtype=np.float32))
+                h5io.create_dataset(group, net, np.asarray(vector, dtype=np.float32))
             if checkpoint.vec_normalize is not None:
                 _write_vec_normalize(group.create_group("vec_normalize"), checkpoint.vec_normalize)
-        f.create_dataset("checkpoints/steps", data=np.array(steps, dtype=np.int64))
+        h5io.create_dataset(f, "checkpoints/steps", np.array(steps, dtype=np.int64))
         for key, values in (curves or {}).items():
-            f.create_dataset(f"curves/{key}", data=values)
+            h5io.create_dataset(f, f"curves/{key}", values)
         if replay is not None:
             group = f.create_group("replay")
             group.attrs["buffer_size"] = int(replay["buffer_size"])
             for field in REPLAY_FIELDS:
-                group.create_dataset(field, data=replay[field], chunks=True, **_COMPRESSION)
+                h5io.create_dataset(group, field, replay[field], **_COMPRESSION)
         if actor_path is not None:
             for key, values in actor_path.items():
-                f.create_dataset(f"actor_path/{key}", data=values, **(_COMPRESSION if values.ndim > 1 else {}))
+                h5io.create_dataset(f, f"actor_path/{key}", values, **(_COMPRESSION if values.ndim > 1 else {}))
 
 
 def _write_vec_normalize(group: h5py.Group, stats: dict[str, Any]) -> None:
     for key, value in stats.items():
         if isinstance(value, np.ndarray):
-            group.create_dataset(key, data=value)
+            h5io.create_dataset(group, key, value)
         else:
             group.attrs[key] = value
 
@@ -124,27 +122,17 @@ def _write_vec_normalize(group: h5py.Group, stats: dict[str, Any]) -> None:
 class RunFile:
     """Read access to a run file; use as a context manager.
 
+    Every dataset is read through its checksum and the attributes are checked against the file's seal when
+    it is opened, so a damaged file raises instead of giving other numbers.
+
     Raises:
-        RunFileError: the file is missing, corrupt or truncated, of another format or version.
+        RunFileError: the file is missing, of another format or version, or lacks a key.
+        IntegrityError (a RunFileError): the file is corrupt or truncated, or a checkpoint holds NaN or inf.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.exists():
-            raise RunFileError(f"{self.path}: no such run file")
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise RunFileError(
-                f"{self.path}: not a readable HDF5 file, corrupt or truncated ({error}); delete it and rerun the export"
-            ) from None
-        found, version = self._file.attrs.get("format"), self._file.attrs.get("format_version")
-        if found != FORMAT:
-            self.close()
-            raise RunFileError(f"{self.path}: attribute 'format' is {found!r}, expected {FORMAT!r}")
-        if version != FORMAT_VERSION:
-            self.close()
-            raise RunFileError(f"{self.path}: format_version {version}, this code reads {FORMAT_VERSION}")
+        self._file = h5io.open_h5(self.path, "run file", FORMAT, FORMAT_VERSION)
 
     def __enter__(self) -> RunFile:
         return self
@@ -156,18 +144,15 @@ class RunFile:
         self._file.close()
 
     def _get(self, key: str) -> Any:
-        try:
+        with h5io.reading(self.path, f"'/{key}'"):
+            if key not in self._file:
+                raise RunFileError(f"{self.path}: missing '/{key}'")
             return self._file[key]
-        except KeyError:
-            raise RunFileError(f"{self.path}: missing '/{key}'") from None
-        except OSError as error:  # a truncated dataset surfaces only when read
-            raise RunFileError(f"{self.path}: cannot read '/{key}' ({error}); the file is corrupt") from None
 
-    def _read(self, key: str) -> np.ndarray:
-        try:
-            return self._get(key)[()]
-        except OSError as error:
-            raise RunFileError(f"{self.path}: cannot read '/{key}' ({error}); the file is corrupt") from None
+    def _read(self, key: str, selection: Any = ()) -> np.ndarray:
+        dataset = self._get(key)
+        with h5io.reading(self.path, f"'/{key}'"):
+            return dataset[selection]
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -198,9 +183,9 @@ class RunFile:
 
     def layout(self, net: str) -> ParameterLayout:
         group = self._get(f"layout/{net}")
-        names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in group["names"][()])
+        names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in self._read(f"layout/{net}/names"))
         shapes = tuple(tuple(s) for s in json.loads(group.attrs["shapes"]))
-        return ParameterLayout(names, shapes, tuple(int(o) for o in group["offsets"][()]))
+        return ParameterLayout(names, shapes, tuple(int(o) for o in self._read(f"layout/{net}/offsets")))
 
     def vector(self, step: int, net: str) -> np.ndarray:
         """float32, shape (n_params of ``net``,): the flat parameters of ``net`` at ``step``."""
@@ -209,6 +194,13 @@ class RunFile:
         expected = self.layout(net).size
         if vector.shape != (expected,):
             raise RunFileError(f"{self.path}: '{group.name}/{net}' has shape {vector.shape}, expected ({expected},)")
+        bad = np.count_nonzero(~np.isfinite(vector))
+        if bad:
+            raise IntegrityError(
+                f"{self.path}: checkpoint step {step}, network {net}: {bad} of {vector.size} parameters are NaN or "
+                "inf (a diverged training or a damaged file); this checkpoint cannot be analysed: delete the run "
+                "file and rerun its export, or its training if the checkpoint itself diverged"
+            )
         return vector
 
     def checkpoint_attrs(self, step: int) -> dict[str, Any]:
@@ -219,7 +211,9 @@ class RunFile:
         if "vec_normalize" not in group:
             return None
         stats = dict(group["vec_normalize"].attrs)
-        stats.update({key: value[()] for key, value in group["vec_normalize"].items()})
+        stats.update(
+            {key: self._read(f"{group.name}/vec_normalize/{key}".lstrip("/")) for key in group["vec_normalize"]}
+        )
         return stats
 
     def space(self, name: str) -> gym.spaces.Box:
@@ -230,11 +224,9 @@ class RunFile:
         """``<table>/<column>`` -> float64 array (tables eval, episodes, rollouts); empty if none."""
         if "curves" not in self._file:
             return {}
-        out: dict[str, np.ndarray] = {}
-        self._get("curves").visititems(
-            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-        )
-        return out
+        names: list[str] = []
+        self._get("curves").visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        return {name: self._read(f"curves/{name}") for name in names}
 
     def replay(self, step: int) -> dict[str, np.ndarray]:
         """The replay buffer as SAC held it at ``step``, oldest transition first.
@@ -252,7 +244,7 @@ class RunFile:
             raise RunFileError(
                 f"{self.path}: '/replay' holds {group['rewards'].shape[0]} transitions, step {step} needs {end}"
             )
-        return {field: group[field][start:end] for field in REPLAY_FIELDS}
+        return {field: self._read(f"replay/{field}", np.s_[start:end]) for field in REPLAY_FIELDS}
 
 
 def build_policy(run: RunFile, step: int) -> BasePolicy:
@@ -271,6 +263,7 @@ __all__ = [
     "FORMAT_VERSION",
     "NETS",
     "CheckpointData",
+    "IntegrityError",
     "RunFile",
     "RunFileError",
     "build_policy",

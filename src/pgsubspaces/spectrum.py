@@ -13,11 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-import h5py
 import torch as th
 
+from pgsubspaces import h5io
 from pgsubspaces.analysis_data import analysis_attrs, run_identity
-from pgsubspaces.atomic import atomic_path
 from pgsubspaces.checkpoint_losses import (
     DTYPES,
     checkpoint_loss,
@@ -35,7 +34,7 @@ from pgsubspaces.runfile import RunFile
 log = logging.getLogger("pgsubspaces.spectrum")
 
 FORMAT = "pgsubspaces-spectrum"
-FORMAT_VERSION = 1
+FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (h5io)
 
 
 def full_spectrum(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec, workers: int = 1) -> None:
@@ -60,7 +59,7 @@ def full_spectrum(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec
                     "products); raise it or leave this task out of figures.spectrum.tasks"
                 )
         budget = graph_budget_bytes(spec.memory_budget_gb, device)
-        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        with h5io.write_h5(out) as f:
             f.attrs.update({**analysis_attrs(FORMAT, FORMAT_VERSION, run, step, spec.variant), "dtype": spec.dtype})
             f.attrs["samples"] = len(next(iter(precise.values())))
             f.attrs["analysis"] = spec.stage_json("spectrum")
@@ -69,14 +68,15 @@ def full_spectrum(run_path: Path, data_path: Path, out: Path, spec: AnalysisSpec
                 started = time.time()
                 operator = HessianOperator(loss, loss.theta0(), spec.chunk_size, budget, workers)
                 values = th.linalg.eigvalsh(operator.dense().double()).flip(0).cpu().numpy()
-                f.create_dataset(f"{net}/eigenvalues", data=values)
+                h5io.create_dataset(f, f"{net}/eigenvalues", values)
                 f[net].attrs.update({"n_samples": loss.n_samples, "seconds": time.time() - started})
                 log.info("step %d %s: %d eigenvalues in %.0f s", step, net, len(values), time.time() - started)
 
 
 def main(argv: list[str] | None = None) -> None:
     args, spec = parse_operator_args(__doc__, argv)
-    full_spectrum(args.run, args.data, args.out, spec, workers=args.threads)
+    with h5io.exit_on_file_errors():
+        full_spectrum(args.run, args.data, args.out, spec, workers=args.threads)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from pgsubspaces import h5io
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.metrics import (
@@ -31,7 +31,7 @@ from pgsubspaces.metrics import (
     subspace_overlap,
     training_phases,
 )
-from pgsubspaces.runfile import RunFile, RunFileError
+from pgsubspaces.runfile import RunFile
 
 log = logging.getLogger("pgsubspaces.tables")
 
@@ -86,34 +86,22 @@ class EigenFile:
     """The arrays of one eigen file that the tables need, read once."""
 
     def __init__(self, path: Path):
-        try:
-            with h5py.File(path, "r") as f:
-                self.step = int(f.attrs["step"])
-                self.values = {
-                    (net, h): f[f"{net}/{h}/eigenvalues"][()]
-                    for net in ("actor", "critic")
-                    for h in ("precise", "minibatch")
-                }
-                self.vectors = {
-                    (net, h): f[f"{net}/{h}/eigenvectors"][()]
-                    for net in ("actor", "critic")
-                    for h in ("precise", "minibatch")
-                }
-                self.bounds = {
-                    (net, h): f[f"{net}/{h}/subspace_bounds"][()]
-                    for net in ("actor", "critic")
-                    for h in ("precise", "minibatch")
-                }
-                self.subspace_tol = float(f.attrs["subspace_tol"])
-                self.gradient = {net: f[f"{net}/precise/gradient"][()] for net in ("actor", "critic")}
-                self.gradients = {net: f[f"{net}/minibatch/gradients"][()] for net in ("actor", "critic")}
-                self.all_values = {
-                    net: f[f"{net}/precise/all_eigenvalues"][()]
-                    for net in ("actor", "critic")
-                    if "all_eigenvalues" in f[f"{net}/precise"]
-                }
-        except (OSError, KeyError) as error:
-            raise RunFileError(f"{path}: not a complete eigen file ({error}); rerun its eigen job") from None
+        nets, hessians = ("actor", "critic"), ("precise", "minibatch")
+        with h5io.open_h5(path, "eigen file", "pgsubspaces-eigen", h5io.FORMATS["pgsubspaces-eigen"]) as f:
+
+            def read(key: str) -> np.ndarray:
+                return h5io.read(f, key, path)
+
+            with h5io.reading(path, "the root attributes 'step', 'subspace_tol'"):
+                self.step, self.subspace_tol = int(f.attrs["step"]), float(f.attrs["subspace_tol"])
+            self.values = {(net, h): read(f"{net}/{h}/eigenvalues") for net in nets for h in hessians}
+            self.vectors = {(net, h): read(f"{net}/{h}/eigenvectors") for net in nets for h in hessians}
+            self.bounds = {(net, h): read(f"{net}/{h}/subspace_bounds") for net in nets for h in hessians}
+            self.gradient = {net: read(f"{net}/precise/gradient") for net in nets}
+            self.gradients = {net: read(f"{net}/minibatch/gradients") for net in nets}
+            with h5io.reading(path, "the eigen file's groups"):
+                full = [net for net in nets if "all_eigenvalues" in f[f"{net}/precise"]]
+            self.all_values = {net: read(f"{net}/precise/all_eigenvalues") for net in full}
 
     def subspace(self, net: str, hessian: str, k: int) -> np.ndarray:
         if net != "combined":
@@ -292,11 +280,8 @@ def make_tables(
 
 def read_spectrum(path: Path) -> tuple[int, dict[str, np.ndarray]]:
     """The step and every eigenvalue per network of a spectrum file (``pgsubspaces.spectrum``)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return int(f.attrs["step"]), {net: f[f"{net}/eigenvalues"][()] for net in ("actor", "critic")}
-    except (OSError, KeyError) as error:
-        raise RunFileError(f"{path}: not a complete spectrum file ({error}); rerun its spectrum job") from None
+    with h5io.open_h5(path, "spectrum file", "pgsubspaces-spectrum", h5io.FORMATS["pgsubspaces-spectrum"]) as f:
+        return int(f.attrs["step"]), {net: h5io.read(f, f"{net}/eigenvalues", path) for net in ("actor", "critic")}
 
 
 def finding_ii(fractions_csv: Path):
@@ -356,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "run":
         spec = AnalysisSpec.from_json(args.analysis)
-        make_tables(args.run, args.eigen, args.out_dir, spec, args.t1, args.spectra)
+        with h5io.exit_on_file_errors():
+            make_tables(args.run, args.eigen, args.out_dir, spec, args.t1, args.spectra)
     else:
         for name in TABLES:
             merge([folder / f"{name}.csv" for folder in args.runs], args.out_dir / f"{name}.csv")
