@@ -27,8 +27,8 @@ import h5py
 import numpy as np
 
 from pgsubspaces import h5io
-from pgsubspaces.parameters import ParameterLayout
-from pgsubspaces.runfile import CheckpointData, RunFile, write_run_file
+from pgsubspaces.export.runfile import CheckpointData, RunFile, write_run_file
+from pgsubspaces.train.parameters import ParameterLayout
 
 
 @contextlib.contextmanager

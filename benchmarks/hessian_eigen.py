@@ -5,7 +5,7 @@
     python benchmarks/hessian_eigen.py --one METHOD CASE N [--mode solve|matvecs|verify]   # one child, one JSON line
 
 Methods
-    ours          pgsubspaces.hessian.HessianOperator (cached per-chunk gradient graphs) + eigensolvers.lanczos
+    ours          pgsubspaces.analysis.hessian.HessianOperator (cached per-chunk gradient graphs) + eigensolvers.lanczos
     ours-arpack   the same operator + eigensolvers.arpack (scipy eigsh, float32)
     curvlinops    curvlinops.HessianLinearOperator over 16384-sample batches, .to_scipy(), scipy eigsh
     naive         one gradient graph over the whole dataset, one double-backward per matvec, scipy eigsh (float32)
@@ -80,7 +80,7 @@ def rollout(n_steps: int, seed: int = 0):
     """Walker2d-v5 transitions under seeded uniform random actions (numpy arrays)."""
     import numpy as np
 
-    from pgsubspaces.envs import make_env
+    from pgsubspaces.train.envs import make_env
 
     env = make_env("Walker2d-v5")
     rng = np.random.default_rng(seed)
@@ -124,9 +124,9 @@ def make_problem(case: str, n: int):
     import numpy as np
     import torch as th
 
-    from pgsubspaces.agents import new_agent
-    from pgsubspaces.envs import make_vec_env
-    from pgsubspaces.losses import make_loss
+    from pgsubspaces.analysis.losses import make_loss
+    from pgsubspaces.train.agents import new_agent
+    from pgsubspaces.train.envs import make_vec_env
 
     rng = np.random.default_rng(12345)
     data = rollout(ROLLOUT_STEPS)
@@ -301,8 +301,8 @@ def run_one(method: str, case: str, n: int, mode: str, chunk=CHUNK, budget=BUDGE
 
     from threadpoolctl import threadpool_limits
 
-    from pgsubspaces.eigensolvers import EigenConvergenceError, arpack, lanczos, residuals
-    from pgsubspaces.hessian import HessianOperator
+    from pgsubspaces.analysis.eigensolvers import EigenConvergenceError, arpack, lanczos, residuals
+    from pgsubspaces.analysis.hessian import HessianOperator
 
     # ---- setup (timed)
     started = time.perf_counter()
@@ -385,7 +385,7 @@ def verify(case: str, loss, theta) -> dict:
     import numpy as np
     import torch as th
 
-    from pgsubspaces.hessian import HessianOperator
+    from pgsubspaces.analysis.hessian import HessianOperator
 
     ours = HessianOperator(loss, theta, chunk_size=CHUNK, memory_budget=BUDGET)
     naive_matvec, _keep = _naive_operator(loss, theta)

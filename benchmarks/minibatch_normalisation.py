@@ -21,13 +21,13 @@ import h5py
 import numpy as np
 import torch as th
 
-from pgsubspaces.checkpoint_losses import DTYPES, graph_budget_bytes, read_batches, resolve_device, to_tensors
+from pgsubspaces.analysis.checkpoint_losses import DTYPES, graph_budget_bytes, read_batches, resolve_device, to_tensors
+from pgsubspaces.analysis.eigen import solve
+from pgsubspaces.analysis.hessian import HessianOperator
+from pgsubspaces.analysis.losses import make_loss, normalized
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.eigen import solve
-from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.losses import make_loss, normalized
-from pgsubspaces.metrics import subspace_fraction, subspace_overlap
-from pgsubspaces.runfile import RunFile, build_policy
+from pgsubspaces.export.runfile import RunFile, build_policy
+from pgsubspaces.tables.metrics import subspace_fraction, subspace_overlap
 
 
 def per_minibatch_normalised(batch: dict[str, np.ndarray], offsets: np.ndarray) -> dict[str, np.ndarray]:

@@ -49,7 +49,7 @@ from pgsubspaces.config import (
     sweep_specs,
     validate_config,
 )
-from pgsubspaces.figures import FIGURES, IMPORT_FIGURES, SWEEP_FIGURES, caption
+from pgsubspaces.figures.figures import FIGURES, IMPORT_FIGURES, SWEEP_FIGURES, caption
 from pgsubspaces.sweep import failure
 
 try:
@@ -87,7 +87,7 @@ IMPORTED_RUN = (
 # A run folder trained with other settings is refused here, at DAG time: a train job refusing it would
 # fail only after Snakemake deleted its training.json, and reverting the config would then retrain.
 def check_run_dirs():
-    from pgsubspaces.checkpoints import spec_conflicts
+    from pgsubspaces.train.checkpoints import spec_conflicts
 
     refused = [
         f"{RESULTS}/runs/{run} ({'; '.join(problems)})"

@@ -13,5 +13,5 @@ rule data:
     message:
         "analysis samples of {wildcards.run}, step {wildcards.step}"
     shell:
-        "python -m pgsubspaces.analysis_data --run {input.run:q} --step {wildcards.step:q}"
+        "python -m pgsubspaces.analysis.data --run {input.run:q} --step {wildcards.step:q}"
         " --out {output.h5:q} --analysis {params.analysis:q} > {log:q} 2>&1"

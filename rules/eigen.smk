@@ -16,7 +16,7 @@ rule eigen:
     params:
         analysis=ANALYSIS.stage_json("eigen"),
     shell:
-        "python -m pgsubspaces.eigen --run {input.run:q} --data {input.data:q} --out {output.h5:q}"
+        "python -m pgsubspaces.analysis.eigen --run {input.run:q} --data {input.data:q} --out {output.h5:q}"
         " --analysis {params.analysis:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -37,5 +37,5 @@ rule spectrum:
     params:
         analysis=ANALYSIS.stage_json("spectrum"),
     shell:
-        "python -m pgsubspaces.spectrum --run {input.run:q} --data {input.data:q} --out {output.h5:q}"
+        "python -m pgsubspaces.analysis.spectrum --run {input.run:q} --data {input.data:q} --out {output.h5:q}"
         " --analysis {params.analysis:q} --threads {threads} > {log:q} 2>&1"

@@ -66,5 +66,5 @@ rule scorecard:
     message:
         "the paper's claims on the tables"
     shell:
-        'python -m pgsubspaces.scorecard "$(dirname {output.csv:q})" --out {output.csv:q}'
+        'python -m pgsubspaces.tables.scorecard "$(dirname {output.csv:q})" --out {output.csv:q}'
         " --html {output.html:q} --accuracy {output.accuracy:q} > {log:q} 2>&1"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
-from pgsubspaces.checkpoints import REPLAY_FIELDS
-from pgsubspaces.parameters import flatten, split_parameters
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS
+from pgsubspaces.train.parameters import flatten, split_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -95,10 +95,10 @@ def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
 
     import torch as th
 
-    from pgsubspaces.analysis_data import make_data
+    from pgsubspaces.analysis.data import make_data
     from pgsubspaces.config import AnalysisSpec, load_config, run_specs, validate_config
-    from pgsubspaces.export import export_run
-    from pgsubspaces.train import train
+    from pgsubspaces.export.export import export_run
+    from pgsubspaces.train.train import train
 
     th.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny")

@@ -9,9 +9,9 @@ import pytest
 from conftest import REPO
 
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.export import export_run
-from pgsubspaces.runfile import RunFile
-from pgsubspaces.train import train
+from pgsubspaces.export.export import export_run
+from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.train.train import train
 
 
 @pytest.mark.parametrize("algo, every", [("ppo", 20), ("sac", 7)])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch as th
 
-from pgsubspaces.analysis_data import PPO_FIELDS, make_data
+from pgsubspaces.analysis.data import PPO_FIELDS, make_data
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.runfile import RunFile, build_policy
+from pgsubspaces.export.runfile import RunFile, build_policy
 
 EPISODE = 200  # Pendulum-v1's time limit
 

@@ -14,13 +14,13 @@ import pytest
 import torch as th
 from test_hessian import real_loss
 
+from pgsubspaces.analysis.eigen import analyse
+from pgsubspaces.analysis.eigensolvers import STOP_REASONS, EigenConvergenceError, arpack, explicit, lanczos, residuals
+from pgsubspaces.analysis.hessian import HessianOperator
+from pgsubspaces.analysis.spectrum import full_spectrum
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.eigen import analyse
-from pgsubspaces.eigensolvers import STOP_REASONS, EigenConvergenceError, arpack, explicit, lanczos, residuals
-from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.metrics import subspace_overlap
-from pgsubspaces.runfile import RunFileError
-from pgsubspaces.spectrum import full_spectrum
+from pgsubspaces.export.runfile import RunFileError
+from pgsubspaces.tables.metrics import subspace_overlap
 
 K = 10
 ACCURACY = {"subspace_tol": 0.1, "guard": 5}

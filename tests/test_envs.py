@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from pgsubspaces.agents import new_policy
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.envs import make_env, make_vec_env
 from pgsubspaces.netsize import parameter_counts
-from pgsubspaces.parameters import layout_of, split_parameters
+from pgsubspaces.train.agents import new_policy
+from pgsubspaces.train.envs import make_env, make_vec_env
+from pgsubspaces.train.parameters import layout_of, split_parameters
 
 TASKS = load_config()["tasks"]
 # Observation sizes the paper's flattening gives (Fetch: achieved_goal, desired_goal, observation).

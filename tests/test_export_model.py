@@ -8,11 +8,11 @@ from conftest import BufferSnapshots, copy_workflow, snakemake
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
-from pgsubspaces.agents import new_agent
-from pgsubspaces.analysis_data import _analysis_env
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.export import main as export_main
-from pgsubspaces.runfile import RunFile, build_policy
+from pgsubspaces.analysis.data import _analysis_env
+from pgsubspaces.export.export import main as export_main
+from pgsubspaces.export.runfile import RunFile, build_policy
+from pgsubspaces.train.agents import new_agent
+from pgsubspaces.train.envs import make_vec_env
 
 SAC_SETTINGS = {"learning_starts": 50, "buffer_size": 200, "batch_size": 32}
 

@@ -12,8 +12,8 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.container import BarContainer
 
-from pgsubspaces import figures
-from pgsubspaces.figures import (
+from pgsubspaces.figures import figures
+from pgsubspaces.figures.figures import (
     CHANCE_GID,
     FIGURES,
     UNRESOLVED_GID,
@@ -26,8 +26,8 @@ from pgsubspaces.figures import (
     spectrum_bins,
     sweep_violins,
 )
-from pgsubspaces.metrics import training_phases
-from pgsubspaces.style import CHANCE_LABEL, PHASE_COLORS, UNRESOLVED_LABEL
+from pgsubspaces.figures.style import CHANCE_LABEL, PHASE_COLORS, UNRESOLVED_LABEL
+from pgsubspaces.tables.metrics import training_phases
 
 TASKS = ("Pendulum", "Walker2d")
 SEEDS = (0, 1)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch as th
 
-from pgsubspaces.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
-from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.runfile import RunFile
+from pgsubspaces.analysis.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
+from pgsubspaces.analysis.hessian import HessianOperator
+from pgsubspaces.export.runfile import RunFile
 
 
 def real_loss(tiny_runs, algo, net, dtype=th.float64):

@@ -15,9 +15,9 @@ import yaml
 from conftest import REPO, copy_workflow, snakemake
 
 from pgsubspaces.config import ConfigError, load_config, validate_config
-from pgsubspaces.export import main as export_main
-from pgsubspaces.parameters import flatten, split_parameters
-from pgsubspaces.runfile import RunFile
+from pgsubspaces.export.export import main as export_main
+from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.train.parameters import flatten, split_parameters
 
 STEPS = (0, 1024, 2048)
 NET = {"pi": [16, 16], "vf": [16, 16]}

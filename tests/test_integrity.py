@@ -23,13 +23,13 @@ import pytest
 from conftest import copy_workflow, job_env, snakemake
 
 from pgsubspaces import h5io
-from pgsubspaces.analysis_data import main as data_main
-from pgsubspaces.checkpoint_losses import read_batches
+from pgsubspaces.analysis.checkpoint_losses import read_batches
+from pgsubspaces.analysis.data import main as data_main
+from pgsubspaces.analysis.eigen import analyse
+from pgsubspaces.analysis.spectrum import full_spectrum
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.eigen import analyse
-from pgsubspaces.runfile import IntegrityError, RunFile, RunFileError
-from pgsubspaces.spectrum import full_spectrum
-from pgsubspaces.tables import EigenFile, read_spectrum
+from pgsubspaces.export.runfile import IntegrityError, RunFile, RunFileError
+from pgsubspaces.tables.tables import EigenFile, read_spectrum
 from pgsubspaces.verify import main as verify_main
 
 KINDS = ("ppo_run", "sac_run", "ppo_data", "sac_data", "eigen", "spectrum")
@@ -363,8 +363,8 @@ def test_after_remove_snakemake_plans_the_job_that_rebuilds_the_file(files, tmp_
 @pytest.mark.parametrize(
     ("stage", "damaged_kind", "dataset"),
     [
-        ("analysis_data", "ppo_run", "checkpoints/step_000001024/actor"),  # the tester's case: exit 0, other actions
-        ("eigen", "ppo_data", "precise/advantages"),
+        ("analysis.data", "ppo_run", "checkpoints/step_000001024/actor"),  # the tester's case: exit 0, other actions
+        ("analysis.eigen", "ppo_data", "precise/advantages"),
     ],
 )
 def test_a_stage_on_a_damaged_input_exits_1_with_the_file_and_dataset_named(
@@ -377,7 +377,7 @@ def test_a_stage_on_a_damaged_input_exits_1_with_the_file_and_dataset_named(
     args = ["--run", str(inputs["ppo_run"]), "--out", str(out)]
     args += (
         ["--step", "1024"]
-        if stage == "analysis_data"
+        if stage == "analysis.data"
         else ["--data", str(inputs["ppo_data"]), "--analysis", '{"k": 2}']
     )
     result = subprocess.run(

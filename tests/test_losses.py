@@ -8,10 +8,10 @@ import torch as th
 from stable_baselines3 import PPO, SAC
 from torch.distributions.utils import _standard_normal
 
-from pgsubspaces.agents import new_policy
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.losses import VARIANTS, make_loss, sac_targets
-from pgsubspaces.parameters import split_parameters
+from pgsubspaces.analysis.losses import VARIANTS, make_loss, sac_targets
+from pgsubspaces.train.agents import new_policy
+from pgsubspaces.train.envs import make_vec_env
+from pgsubspaces.train.parameters import split_parameters
 
 
 def clone_policy(algo, model, hyperparameters, policy):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pgsubspaces.metrics import (
+from pgsubspaces.tables.metrics import (
     Phases,
     combined_eigenvectors,
     random_subspace_fraction,

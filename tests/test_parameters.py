@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from pgsubspaces.agents import new_agent
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.parameters import assign, flatten, layout_of, split_parameters
+from pgsubspaces.train.agents import new_agent
+from pgsubspaces.train.envs import make_vec_env
+from pgsubspaces.train.parameters import assign, flatten, layout_of, split_parameters
 
 SPECS = run_specs(validate_config(load_config(REPO / "config" / "paper.yaml")))
 
@@ -54,7 +54,7 @@ def test_assign_rejects_a_vector_of_the_wrong_size():
 
 
 def test_shared_layers_are_refused():
-    from pgsubspaces.parameters import _net_of
+    from pgsubspaces.train.parameters import _net_of
 
     with pytest.raises(ValueError, match="'mlp_extractor.shared_net.0.weight' belongs to neither"):
         _net_of("ppo", "mlp_extractor.shared_net.0.weight")

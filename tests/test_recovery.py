@@ -20,9 +20,9 @@ import pytest
 from conftest import REPO, SNAKEMAKE, copy_workflow, job_env, snakemake
 
 from pgsubspaces import atomic
-from pgsubspaces.checkpoints import read_state
-from pgsubspaces.runfile import RunFile
-from pgsubspaces.tables import resumed_from
+from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.tables.tables import resumed_from
+from pgsubspaces.train.checkpoints import read_state
 
 RUN = "ppo/Pendulum/seed0"
 GRID = [0, 512, 1024]

@@ -15,9 +15,9 @@ import pytest
 from conftest import REPO, SNAKEMAKE, chronological, copy_workflow, job_env, snakemake
 
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.export import export_run
-from pgsubspaces.runfile import RunFile
-from pgsubspaces.train import RunDirError, _resume, train
+from pgsubspaces.export.export import export_run
+from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.train.train import RunDirError, _resume, train
 
 
 def kill_training(pattern: str) -> None:

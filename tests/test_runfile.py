@@ -8,8 +8,8 @@ import h5py
 import pytest
 
 from pgsubspaces import h5io
-from pgsubspaces.export import ExportError, export_run
-from pgsubspaces.runfile import RunFile, RunFileError
+from pgsubspaces.export.export import ExportError, export_run
+from pgsubspaces.export.runfile import RunFile, RunFileError
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.utils import LinearSchedule
 
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.export import export_run
-from pgsubspaces.export import main as export_main
-from pgsubspaces.sb3_files import parse_array
-from pgsubspaces.train import train
+from pgsubspaces.export.export import export_run
+from pgsubspaces.export.export import main as export_main
+from pgsubspaces.export.sb3_files import parse_array
+from pgsubspaces.train.envs import make_vec_env
+from pgsubspaces.train.train import train
 
 FINGER = "dm_control/finger-spin-v0"
 

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from pgsubspaces.scorecard import main, scorecard
-from pgsubspaces.tables import TABLES
+from pgsubspaces.tables.scorecard import main, scorecard
+from pgsubspaces.tables.tables import TABLES
 
 COLUMNS = TABLES  # the columns pgsubspaces.tables writes
 

@@ -23,7 +23,7 @@ from pgsubspaces.sweep import (
     write_configurations,
     write_summary_table,
 )
-from pgsubspaces.tables import write_table
+from pgsubspaces.tables.tables import write_table
 
 
 @pytest.mark.parametrize("algo", sorted(SPACES))
@@ -258,7 +258,7 @@ def test_a_diverged_configuration_is_recorded_and_the_sweep_completes(sweep_work
 
 @pytest.mark.parametrize("metric", ["max_return", "fraction", "overlap"])
 def test_the_violins_count_the_configurations_left_out(sweep_workflow, metric):
-    from pgsubspaces.figures import Tables, sweep_violins
+    from pgsubspaces.figures.figures import Tables, sweep_violins
 
     figure = sweep_violins(Tables(sweep_workflow / "results/smoke/tables/corrected"), metric)
     assert "5 of 6 configurations shown, 1 left out" in figure.legends[0].get_title().get_text()
@@ -284,10 +284,10 @@ def test_the_report_holds_the_sweep(sweep_workflow):
 def test_a_checkpoint_with_non_finite_parameters_is_refused(tmp_path):
     import torch as th
 
-    from pgsubspaces.agents import new_agent
-    from pgsubspaces.callbacks import Checkpointer
-    from pgsubspaces.curves import LearningCurves
-    from pgsubspaces.envs import make_vec_env
+    from pgsubspaces.train.agents import new_agent
+    from pgsubspaces.train.callbacks import Checkpointer
+    from pgsubspaces.train.curves import LearningCurves
+    from pgsubspaces.train.envs import make_vec_env
 
     spec = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))["ppo", "Pendulum", 0]
     model = new_agent("ppo", make_vec_env(spec.env_id), spec.hyperparameters, spec.policy, 0, "cpu")

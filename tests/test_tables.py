@@ -10,8 +10,8 @@ import pytest
 from conftest import snakemake
 
 from pgsubspaces import h5io
-from pgsubspaces.eigen import FORMAT as EIGEN_FORMAT
-from pgsubspaces.eigen import FORMAT_VERSION as EIGEN_VERSION
+from pgsubspaces.analysis.eigen import FORMAT as EIGEN_FORMAT
+from pgsubspaces.analysis.eigen import FORMAT_VERSION as EIGEN_VERSION
 
 EIGEN = "results/smoke/eigen/{variant}/{algo}/Pendulum/seed0"
 TABLES = "results/smoke/tables/{variant}"
@@ -31,7 +31,7 @@ def eigen_arrays(path):
 
 
 def oracle_subspace(e, net, hessian, k):
-    """Top-k basis (and bound) written out independently of pgsubspaces.metrics: for `combined`, sort the
+    """Top-k basis (and bound) written out independently of pgsubspaces.tables.metrics: for `combined`, sort the
     union of both eigenvalue lists descending (critic first on ties) and zero-pad."""
     if net != "combined":
         values, vectors = e[net, hessian]
@@ -161,7 +161,7 @@ def test_each_checkpoint_has_its_own_analysis_seed(smoke_workflow):
     """PPO's checkpoint at 512 is taken before the first update, so it holds step 0's policy: only the seed,
     derived from (analysis seed, run seed, step), tells their samples apart (docs/hdf5.md, "Seeds")."""
     from pgsubspaces.config import sample_seed
-    from pgsubspaces.runfile import RunFile
+    from pgsubspaces.export.runfile import RunFile
 
     with RunFile(smoke_workflow / "results/smoke/runs/ppo/Pendulum/seed0.h5") as run:
         np.testing.assert_array_equal(run.vector(0, "actor"), run.vector(512, "actor"))
@@ -184,9 +184,9 @@ def test_an_unresolved_subspace_is_marked_in_the_file_the_log_and_the_tables(tmp
     import torch as th
     from test_eigensolvers import issue_spectrum, synthetic
 
-    from pgsubspaces.eigen import _log_result, _write_result
-    from pgsubspaces.eigensolvers import lanczos
-    from pgsubspaces.tables import EigenFile, fraction_rows
+    from pgsubspaces.analysis.eigen import _log_result, _write_result
+    from pgsubspaces.analysis.eigensolvers import lanczos
+    from pgsubspaces.tables.tables import EigenFile, fraction_rows
 
     matvec, values, basis = synthetic(issue_spectrum(), th.float32)
     result = lanczos(matvec, len(values), 20, 1e-4, th.float32, "cpu", subspace_tol=0.1, guard=5, levels=(1, 5, 20))
@@ -194,7 +194,7 @@ def test_an_unresolved_subspace_is_marked_in_the_file_the_log_and_the_tables(tmp
     assert true_overlap < 0.99 and result.unresolved_levels() == [20]  # wrong, and flagged
     operator = SimpleNamespace(loss=SimpleNamespace(n_samples=1), cached_chunks=1, chunks=[0])
     path = tmp_path / "eigen.h5"
-    with h5io.write_h5(path) as f, caplog.at_level(logging.WARNING, logger="pgsubspaces.eigen"):
+    with h5io.write_h5(path) as f, caplog.at_level(logging.WARNING, logger="pgsubspaces.analysis.eigen"):
         f.attrs.update(step=1000, subspace_tol=0.1, format=EIGEN_FORMAT, format_version=EIGEN_VERSION)
         for net in ("actor", "critic"):
             for hessian in ("precise", "minibatch"):

@@ -17,8 +17,8 @@ import pytest
 import torch as th
 from conftest import REPO, copy_workflow, job_env, snakemake
 
+from pgsubspaces.analysis.eigensolvers import EigenConvergenceError, arpack, lanczos
 from pgsubspaces.config import ConfigError, deep_merge, load_config, validate_config
-from pgsubspaces.eigensolvers import EigenConvergenceError, arpack, lanczos
 from pgsubspaces.sweep import SPACES, sample_configurations
 from pgsubspaces.sweep import main as sweep_main
 

@@ -7,12 +7,12 @@ import pytest
 import torch as th
 from conftest import REPO, BufferSnapshots
 
-from pgsubspaces.agents import algorithm_class, new_agent
-from pgsubspaces.checkpoints import checkpoint_dir
+from pgsubspaces.analysis.hessian import HessianOperator
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.runfile import RunFile, build_policy
+from pgsubspaces.export.runfile import RunFile, build_policy
+from pgsubspaces.train.agents import algorithm_class, new_agent
+from pgsubspaces.train.checkpoints import checkpoint_dir
+from pgsubspaces.train.envs import make_vec_env
 
 SPECS = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
 
@@ -127,7 +127,7 @@ def test_eigen_files_hold_the_top_eigenpairs_of_every_checkpoint(smoke_workflow,
     residuals within tol, orthonormal vectors, and nothing left above lambda_k outside their span."""
     import h5py
 
-    from pgsubspaces.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
+    from pgsubspaces.analysis.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
 
     th.set_num_threads(1)
     spec = SPECS[algo, "Pendulum", 0]
@@ -289,7 +289,7 @@ def test_only_what_depends_on_a_change_reruns(smoke_workflow):
 def test_report_holds_every_figure_and_table(smoke_workflow):
     from conftest import snakemake
 
-    from pgsubspaces.figures import FIGURES
+    from pgsubspaces.figures.figures import FIGURES
 
     snakemake(smoke_workflow, "--configfile", "config/smoke.yaml", "--report", "report.html")
     html = (smoke_workflow / "report.html").read_text(errors="replace")

@@ -48,7 +48,7 @@ def advice(path: str | Path) -> str:
 
 class RunFileError(ValueError):
     """A workflow HDF5 file is missing, unreadable, of another format or version, or lacks a key; the message
-    names the file (``pgsubspaces.runfile`` re-exports it)."""
+    names the file (``pgsubspaces.export.runfile`` re-exports it)."""
 
 
 class IntegrityError(RunFileError):

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from pgsubspaces.atomic import atomic_path
-from pgsubspaces.metrics import smoothed
+from pgsubspaces.tables.metrics import smoothed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,10 +20,10 @@ import numpy as np
 from stable_baselines3.common.policies import BasePolicy
 
 from pgsubspaces import h5io
-from pgsubspaces.agents import new_policy
-from pgsubspaces.checkpoints import REPLAY_FIELDS
 from pgsubspaces.h5io import IntegrityError, RunFileError
-from pgsubspaces.parameters import NETS, ParameterLayout, assign, split_parameters
+from pgsubspaces.train.agents import new_policy
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS
+from pgsubspaces.train.parameters import NETS, ParameterLayout, assign, split_parameters
 
 FORMAT = "pgsubspaces-run"
 FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (fletcher32 datasets, 1.10 metadata, sealed attributes)

@@ -18,9 +18,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 from tqdm import tqdm
 
-from pgsubspaces.checkpoints import REPLAY_FIELDS, write_checkpoint
-from pgsubspaces.curves import LearningCurves
-from pgsubspaces.parameters import flatten, split_parameters
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS, write_checkpoint
+from pgsubspaces.train.curves import LearningCurves
+from pgsubspaces.train.parameters import flatten, split_parameters
 
 
 class EpisodeRecorder(BaseCallback):

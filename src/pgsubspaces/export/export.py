@@ -33,14 +33,14 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
-from pgsubspaces import sb3_files
-from pgsubspaces.agents import ACTIVATIONS, POLICIES, policy_kwargs
-from pgsubspaces.checkpoints import REPLAY_FIELDS, checkpoint_dir, completed_steps, read_chunks, read_state
 from pgsubspaces.config import RunSpec
-from pgsubspaces.curves import LearningCurves
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.parameters import ParameterLayout, flatten, layout_of, split_parameters
-from pgsubspaces.runfile import CheckpointData, write_run_file
+from pgsubspaces.export import sb3_files
+from pgsubspaces.export.runfile import CheckpointData, write_run_file
+from pgsubspaces.train.agents import ACTIVATIONS, POLICIES, policy_kwargs
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS, checkpoint_dir, completed_steps, read_chunks, read_state
+from pgsubspaces.train.curves import LearningCurves
+from pgsubspaces.train.envs import make_vec_env
+from pgsubspaces.train.parameters import ParameterLayout, flatten, layout_of, split_parameters
 from pgsubspaces.versions import package_versions
 
 log = logging.getLogger("pgsubspaces.export")

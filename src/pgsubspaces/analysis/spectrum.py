@@ -1,6 +1,6 @@
 """Every eigenvalue of the precise actor and critic Hessians of one checkpoint (paper Fig. 1).
 
-    python -m pgsubspaces.spectrum --run RUN.h5 --data DATA.h5 --out SPECTRUM.h5 [--analysis JSON]
+    python -m pgsubspaces.analysis.spectrum --run RUN.h5 --data DATA.h5 --out SPECTRUM.h5 [--analysis JSON]
 
 The top-k solvers keep only k eigenvalues; the histogram of Fig. 1 needs all n, so the Hessian is built
 explicitly (n Hessian-vector products, then eigh in float64). n^2 memory and n matvecs: only for small
@@ -16,8 +16,7 @@ from pathlib import Path
 import torch as th
 
 from pgsubspaces import h5io
-from pgsubspaces.analysis_data import analysis_attrs, run_identity
-from pgsubspaces.checkpoint_losses import (
+from pgsubspaces.analysis.checkpoint_losses import (
     DTYPES,
     checkpoint_loss,
     graph_budget_bytes,
@@ -25,13 +24,14 @@ from pgsubspaces.checkpoint_losses import (
     resolve_device,
     to_tensors,
 )
+from pgsubspaces.analysis.data import analysis_attrs, run_identity
+from pgsubspaces.analysis.eigen import parse_operator_args
+from pgsubspaces.analysis.hessian import HessianOperator
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.eigen import parse_operator_args
-from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.parameters import NETS
-from pgsubspaces.runfile import RunFile
+from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.train.parameters import NETS
 
-log = logging.getLogger("pgsubspaces.spectrum")
+log = logging.getLogger("pgsubspaces.analysis.spectrum")
 
 FORMAT = "pgsubspaces-spectrum"
 FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (h5io)

@@ -17,10 +17,10 @@ import numpy as np
 import torch as th
 
 from pgsubspaces import h5io
-from pgsubspaces.analysis_data import FORMAT as DATA_FORMAT
-from pgsubspaces.analysis_data import FORMAT_VERSION as DATA_VERSION
-from pgsubspaces.losses import FlatLoss, make_loss
-from pgsubspaces.runfile import RunFile, RunFileError, build_policy
+from pgsubspaces.analysis.data import FORMAT as DATA_FORMAT
+from pgsubspaces.analysis.data import FORMAT_VERSION as DATA_VERSION
+from pgsubspaces.analysis.losses import FlatLoss, make_loss
+from pgsubspaces.export.runfile import RunFile, RunFileError, build_policy
 
 DTYPES = {"float32": th.float32, "float64": th.float64}
 CPU_GRAPH_BUDGET_GB = 0.3  # keeps an N = 1e6 PPO actor solve under 1.5 GB on a laptop (README benchmark)
@@ -50,7 +50,7 @@ class Batches:
 
 
 def read_batches(run: RunFile, data_path: Path) -> Batches:
-    """The batches of a data file (``pgsubspaces.analysis_data``) of ``run``; a named error (RunFileError,
+    """The batches of a data file (``pgsubspaces.analysis.data``) of ``run``; a named error (RunFileError,
     IntegrityError if damaged) naming the file and dataset if it cannot be read."""
     with h5io.open_h5(data_path, "analysis data file", DATA_FORMAT, DATA_VERSION) as f:
         with h5io.reading(data_path, "the analysis data"):

@@ -1,6 +1,6 @@
 """Per checkpoint: top-k Hessian eigenpairs of the actor and critic losses, and their gradients.
 
-    python -m pgsubspaces.eigen --run RUN.h5 --data DATA.h5 --out EIGEN.h5 [--analysis '{"k": 20}']
+    python -m pgsubspaces.analysis.eigen --run RUN.h5 --data DATA.h5 --out EIGEN.h5 [--analysis '{"k": 20}']
 
 For each network it writes the eigenpairs of the precise Hessian (the precise set) and of the mini-batch
 Hessian (the concatenated mini-batches), the precise gradient and every mini-batch gradient (PPO advantages
@@ -21,8 +21,7 @@ import numpy as np
 import torch as th
 
 from pgsubspaces import h5io
-from pgsubspaces.analysis_data import analysis_attrs, run_identity
-from pgsubspaces.checkpoint_losses import (
+from pgsubspaces.analysis.checkpoint_losses import (
     DTYPES,
     Batches,
     checkpoint_loss,
@@ -31,14 +30,15 @@ from pgsubspaces.checkpoint_losses import (
     resolve_device,
     to_tensors,
 )
+from pgsubspaces.analysis.data import analysis_attrs, run_identity
+from pgsubspaces.analysis.eigensolvers import SOLVERS, EigenResult, arpack, explicit, lanczos
+from pgsubspaces.analysis.hessian import HessianOperator
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.eigensolvers import SOLVERS, EigenResult, arpack, explicit, lanczos
+from pgsubspaces.export.runfile import RunFile
 from pgsubspaces.faults import injected
-from pgsubspaces.hessian import HessianOperator
-from pgsubspaces.parameters import NETS
-from pgsubspaces.runfile import RunFile
+from pgsubspaces.train.parameters import NETS
 
-log = logging.getLogger("pgsubspaces.eigen")
+log = logging.getLogger("pgsubspaces.analysis.eigen")
 
 FORMAT = "pgsubspaces-eigen"
 FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: per-eigenpair convergence, gaps, subspace bounds, guard eigenpairs;

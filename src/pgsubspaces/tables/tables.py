@@ -22,7 +22,8 @@ import numpy as np
 from pgsubspaces import h5io
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.config import AnalysisSpec
-from pgsubspaces.metrics import (
+from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.tables.metrics import (
     Phases,
     combined_eigenvectors,
     combined_order,
@@ -31,7 +32,6 @@ from pgsubspaces.metrics import (
     subspace_overlap,
     training_phases,
 )
-from pgsubspaces.runfile import RunFile
 
 log = logging.getLogger("pgsubspaces.tables")
 
@@ -279,7 +279,7 @@ def make_tables(
 
 
 def read_spectrum(path: Path) -> tuple[int, dict[str, np.ndarray]]:
-    """The step and every eigenvalue per network of a spectrum file (``pgsubspaces.spectrum``)."""
+    """The step and every eigenvalue per network of a spectrum file (``pgsubspaces.analysis.spectrum``)."""
     with h5io.open_h5(path, "spectrum file", "pgsubspaces-spectrum", h5io.FORMATS["pgsubspaces-spectrum"]) as f:
         return int(f.attrs["step"]), {net: h5io.read(f, f"{net}/eigenvalues", path) for net in ("actor", "critic")}
 

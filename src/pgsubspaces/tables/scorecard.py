@@ -1,6 +1,6 @@
 """The paper's Sec. 4 claims, each checked on an experiment's merged tables (docs/tables.md): a scorecard.
 
-    python -m pgsubspaces.scorecard results/<experiment>/tables/<variant> --out scorecard.csv \
+    python -m pgsubspaces.tables.scorecard results/<experiment>/tables/<variant> --out scorecard.csv \
         [--markdown scorecard.md] [--html scorecard.html]
 
 One row per claim: how many units (checkpoints, runs, tasks: the row says which) it holds in, over all units

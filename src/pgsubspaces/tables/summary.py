@@ -1,6 +1,6 @@
 """The numbers the README quotes about an experiment, regenerated from its tables.
 
-    python -m pgsubspaces.summary results/default/tables/corrected
+    python -m pgsubspaces.tables.summary results/default/tables/corrected
 
 Prints, per algorithm and network, the range of S_frac (precise gradient and Hessian, largest k) against
 chance, the largest subspace bound, the sweep's returns (tuned against random configurations) and fractions,
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pgsubspaces.scorecard import accuracy, accuracy_text, scorecard
+from pgsubspaces.tables.scorecard import accuracy, accuracy_text, scorecard
 
 
 def commit() -> str:

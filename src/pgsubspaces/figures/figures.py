@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from pgsubspaces.atomic import atomic_path  # noqa: E402
-from pgsubspaces.style import (  # noqa: E402
+from pgsubspaces.figures.style import (  # noqa: E402
     ALGO_COLORS,
     ALGO_LABELS,
     CHANCE,

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch as th
 
-from pgsubspaces.losses import FlatLoss, replica_of
+from pgsubspaces.analysis.losses import FlatLoss, replica_of
 
 
 @dataclasses.dataclass

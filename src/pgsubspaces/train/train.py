@@ -19,8 +19,10 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from pgsubspaces import atomic
-from pgsubspaces.agents import algorithm_class, new_agent
-from pgsubspaces.callbacks import (
+from pgsubspaces.config import RunSpec
+from pgsubspaces.faults import diverge_if_injected, kill_if_injected
+from pgsubspaces.train.agents import algorithm_class, new_agent
+from pgsubspaces.train.callbacks import (
     ActorPathRecorder,
     Checkpointer,
     EpisodeRecorder,
@@ -31,11 +33,9 @@ from pgsubspaces.callbacks import (
     non_finite_parameters,
     restore_replay_buffer,
 )
-from pgsubspaces.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state, spec_conflicts
-from pgsubspaces.config import RunSpec
-from pgsubspaces.curves import LearningCurves
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.faults import diverge_if_injected, kill_if_injected
+from pgsubspaces.train.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state, spec_conflicts
+from pgsubspaces.train.curves import LearningCurves
+from pgsubspaces.train.envs import make_vec_env
 from pgsubspaces.versions import package_versions
 
 log = logging.getLogger("pgsubspaces.train")

@@ -24,7 +24,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel, Base
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
-from pgsubspaces.parameters import ParameterLayout, layout_of, split_parameters
+from pgsubspaces.train.parameters import ParameterLayout, layout_of, split_parameters
 
 VARIANTS = ("corrected", "original")
 

@@ -1,6 +1,6 @@
 """The analysis samples of one checkpoint: a precise set and mini-batches (docs/reference.md §4).
 
-    python -m pgsubspaces.analysis_data --run RUN.h5 --step STEP --out DATA.h5 [--analysis '{"ppo_samples": N}']
+    python -m pgsubspaces.analysis.data --run RUN.h5 --step STEP --out DATA.h5 [--analysis '{"ppo_samples": N}']
 
 PPO: the precise set is N fresh on-policy samples of the checkpoint's stochastic policy, collected with
 SB3's own ``collect_rollouts`` (truncations bootstrapped, the last partial episode bootstrapped with V, GAE
@@ -32,14 +32,14 @@ from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecNormalize
 
 from pgsubspaces import h5io
-from pgsubspaces.agents import new_agent
-from pgsubspaces.checkpoints import REPLAY_FIELDS
+from pgsubspaces.analysis.losses import check_variant
 from pgsubspaces.config import AnalysisSpec, sample_seed
-from pgsubspaces.envs import make_vec_env
-from pgsubspaces.losses import check_variant
-from pgsubspaces.runfile import RunFile, RunFileError, build_policy
+from pgsubspaces.export.runfile import RunFile, RunFileError, build_policy
+from pgsubspaces.train.agents import new_agent
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS
+from pgsubspaces.train.envs import make_vec_env
 
-log = logging.getLogger("pgsubspaces.analysis_data")
+log = logging.getLogger("pgsubspaces.analysis.data")
 
 FORMAT = "pgsubspaces-data"
 FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (h5io)
