@@ -20,14 +20,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import copy_workflow, job_env, snakemake
+from conftest import REPO, copy_workflow, job_env, snakemake
 
 from pgsubspaces import h5io
 from pgsubspaces.analysis.checkpoint_losses import read_batches
 from pgsubspaces.analysis.data import main as data_main
 from pgsubspaces.analysis.eigen import analyse
 from pgsubspaces.analysis.spectrum import full_spectrum
-from pgsubspaces.config import AnalysisSpec
+from pgsubspaces.config import AnalysisSpec, load_config, run_specs, validate_config
 from pgsubspaces.export.runfile import IntegrityError, RunFile, RunFileError
 from pgsubspaces.tables.tables import EigenFile, read_spectrum
 from pgsubspaces.verify import main as verify_main
@@ -350,6 +350,10 @@ def test_after_remove_snakemake_plans_the_job_that_rebuilds_the_file(files, tmp_
     target = results / "runs/ppo/Pendulum/seed0.h5"
     shutil.copytree(files["ppo_run"].with_suffix(""), results / "runs/ppo/Pendulum/seed0")
     shutil.copy(files["ppo_run"], target)
+    # the tiny run is the smoke run with a smaller network and budget: record the smoke spec, so that the
+    # DAG-time check of run folders against the config lets it through
+    smoke = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))["ppo", "Pendulum", 0]
+    (results / "runs/ppo/Pendulum/seed0/spec.json").write_text(smoke.to_json())
     os.utime(results / "runs/ppo/Pendulum/seed0/training.json", (1e9, 1e9))  # older than the run file
     args = ("-n", "--configfile", "config/smoke.yaml", "--cores", "1", str(target.relative_to(workdir)))
     assert "Nothing to be done" in snakemake(workdir, *args).stdout
