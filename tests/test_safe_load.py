@@ -20,7 +20,7 @@ from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.utils import LinearSchedule
 
 from pgsubspaces.config import load_config, run_specs, validate_config
-from pgsubspaces.export.export import export_run
+from pgsubspaces.export.export import ExportError, export_models, export_run
 from pgsubspaces.export.export import main as export_main
 from pgsubspaces.export.sb3_files import parse_array
 from pgsubspaces.train.envs import make_vec_env
@@ -195,8 +195,11 @@ def test_unreadable_fields_are_named(ppo_zip, tmp_path):
         data["observation_space"]["low"] = "[-1. -1. ... -8.]"
 
     bad = rewrite_zip(ppo_zip, tmp_path / "summarised.zip", data=summarised)
-    message = export(bad, "--out", tmp_path / "run.h5")
-    assert "'observation_space'" in message and "summarised with '...'" in message and "--spaces-from-env" in message
+    with pytest.raises(ExportError, match="summarised with '...'.*--spaces-from-env"):  # no env to fall back on
+        export_models([bad], tmp_path / "run.h5")
+    assert export(bad, "--out", tmp_path / "run.h5") == ""  # the CLI always names an env: its spaces are taken
+    with h5py.File(tmp_path / "run.h5") as f:
+        assert f["spaces/observation/low"][()].tolist() == [-1.0, -1.0, -8.0]
     assert export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env", "--env-id", "Pendulum-v1") == ""
     message = export(bad, "--out", tmp_path / "run.h5", "--spaces-from-env", "--env-id", "MountainCarContinuous-v0")
     assert "summarised.zip: 'observation_space' has _shape [3], the env's [2]" in message
@@ -210,7 +213,7 @@ def test_unreadable_fields_are_named(ppo_zip, tmp_path):
         data["observation_space"]["dtype"] = "float64"
 
     message = export(rewrite_zip(ppo_zip, tmp_path / "f64.zip", data=float64), "--out", tmp_path / "run.h5")
-    assert "may be rounded" in message and "float64" in message
+    assert "'observation_space' has dtype float64, the env's float32" in message
 
     def opaque_clip_range(data):
         data["clip_range"]["value_schedule"] = "<function clip at 0x7f>"
@@ -342,8 +345,12 @@ def test_export_run_is_unchanged_by_the_safe_reader(tmp_path, algo, env_id):
     if env_id == FINGER:
         with h5py.File(tmp_path / "safe.h5") as f:
             assert f["spaces/action/low"].dtype == np.float64
-        message = export(tmp_path / "run/checkpoints/step_000000512/model.zip", "--out", tmp_path / "zip.h5")
-        assert "'action_space'" in message and "may be rounded" in message and "--spaces-from-env" in message
+        zipped = tmp_path / "run/checkpoints/step_000000512/model.zip"
+        with pytest.raises(ExportError, match="'action_space'.*may be rounded.*--spaces-from-env"):
+            export_models([zipped], tmp_path / "zip.h5")  # no env: the printed float64 bounds are refused
+        assert export(zipped, "--out", tmp_path / "zip.h5", "--env-id", FINGER) == ""  # the env's bounds
+        with h5py.File(tmp_path / "zip.h5") as f:
+            assert f["spaces/action/low"].dtype == np.float64
 
 
 def test_printed_arrays_parse_exactly_or_are_refused():

@@ -538,13 +538,15 @@ def export_models(
         if env_id is None:
             raise ExportError("--spaces-from-env needs --env-id")
         spaces = _env_spaces(env_id, None)
-    zips = [ZipCheckpoint(p, trust=trust, spaces=spaces) for p in zip_paths]
+    # zips whose printed bounds do not pin the values down (float64, e.g. dm_control) take the env's
+    fallback = functools.cache(lambda: _env_spaces(env_id, None)) if env_id is not None else None
+    zips = [ZipCheckpoint(p, trust=trust, spaces=spaces, fallback_spaces=fallback) for p in zip_paths]
     order = np.argsort([z.step for z in zips], kind="stable")
     zips = [zips[i] for i in order]
     if len({z.step for z in zips}) != len(zips):
         raise ExportError(f"two zips share a num_timesteps: {[str(z.path) for z in zips]}")
     if env_id is not None:  # a wrong env id would otherwise fail only in the data job
-        _check_env_shapes(zips[-1], env_id, spaces or _env_spaces(env_id, None))
+        _check_env_shapes(zips[-1], env_id, spaces or fallback())
     stats = [vec_normalize_stats(vecnormalize[i], trust=trust) for i in order] if vecnormalize else [None] * len(zips)
     replay = replay_stream_from_buffer(replay_buffer, trust=trust) if replay_buffer else None
     if replay is not None and zips[-1].algo != "sac":
