@@ -133,6 +133,12 @@ def test_the_next_run_resumes_and_removes_what_killed_writers_left(resumed, live
     with RunFile(workdir / f"results/{experiment}/runs/{RUN}.h5") as run:
         assert run.config("training")["resumes"] == [KILL]
         assert resumed_from(run) == str(KILL)  # the tables' column
+    # a rerun of the finished training (e.g. after a change of its command) trains nothing: no new resume
+    snakemake(
+        workdir, f"results/{experiment}/runs/{RUN}/training.json", "--cores", "1", "--forcerun", "train", *configs
+    )
+    again = json.loads((run_dir / "training.json").read_text())
+    assert again["resumes"] == [KILL] and again["resumed_from"] == KILL and again["checkpoints"] == GRID
 
 
 def test_a_run_folder_trained_with_other_settings_is_refused_before_snakemake_deletes_anything(resumed):

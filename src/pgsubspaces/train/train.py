@@ -114,6 +114,8 @@ def train(
     if done:
         log.info("resuming %s from its checkpoint at step %d of %d", spec.run_id, done[-1], spec.total_steps)
         session = _resume(spec, run_dir, done[-1], device)
+        if session.start >= spec.total_steps:  # nothing left to train (a rerun after all checkpoints were
+            session.resumes.pop()  # saved): the run is its uninterrupted self, not a resumed one
     else:
         log.info("training %s from scratch for %d steps", spec.run_id, spec.total_steps)
         venv = make_vec_env(spec.env_id, spec.env_kwargs, spec.vec_normalize)
@@ -152,7 +154,7 @@ def train(
         "experiment": spec.experiment,
         "total_steps": spec.total_steps,
         "status": "ok",
-        "resumed_from": session.start if done else None,
+        "resumed_from": session.resumes[-1] if session.resumes else None,
         "resumes": session.resumes,
     }
     try:
