@@ -134,9 +134,8 @@ def test_the_next_run_resumes_and_removes_what_killed_writers_left(resumed, live
         assert run.config("training")["resumes"] == [KILL]
         assert resumed_from(run) == str(KILL)  # the tables' column
     # a rerun of the finished training (e.g. after a change of its command) trains nothing: no new resume
-    snakemake(
-        workdir, f"results/{experiment}/runs/{RUN}/training.json", "--cores", "1", "--forcerun", "train", *configs
-    )
+    # (to the run file, so that the tests below find the export up to date)
+    snakemake(workdir, f"results/{experiment}/runs/{RUN}.h5", "--cores", "1", "--forcerun", "train", *configs)
     again = json.loads((run_dir / "training.json").read_text())
     assert again["resumes"] == [KILL] and again["resumed_from"] == KILL and again["checkpoints"] == GRID
 
