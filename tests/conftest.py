@@ -57,6 +57,20 @@ def snakemake(
     return result
 
 
+def job_counts(output: str) -> dict[str, int]:
+    """Job counts per rule from Snakemake's "Job stats" table (the first in ``output``)."""
+    counts, table = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            table = True
+        elif table and line.strip() and not line.startswith("-"):
+            name, count = line.split()[:2]
+            if name == "total":
+                break
+            counts[name] = int(count)
+    return counts
+
+
 @pytest.fixture(scope="session")
 def smoke_workflow(tmp_path_factory) -> Path:
     """The smoke config run end to end (train and export of PPO and SAC on Pendulum) once per session."""

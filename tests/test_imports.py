@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, job_counts, snakemake
 
 from pgsubspaces.config import ConfigError, load_config, validate_config
 from pgsubspaces.export.export import main as export_main
@@ -59,19 +59,6 @@ def imports_config(imports: dict, **extra) -> dict:
 def write_config(workdir: Path, config: dict, name: str = "imports.yaml") -> str:
     (workdir / name).write_text(yaml.safe_dump(config))
     return name
-
-
-def job_counts(output: str) -> dict[str, int]:
-    counts, table = {}, False
-    for line in output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            table = True
-        elif table and line.strip() and not line.startswith("-"):
-            name, count = line.split()[:2]
-            if name == "total":
-                break
-            counts[name] = int(count)
-    return counts
 
 
 def test_zips_to_tables_and_figures_in_one_command(zips, tmp_path):

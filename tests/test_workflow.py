@@ -248,19 +248,9 @@ def test_tables_cover_every_checkpoint(smoke_workflow):
 
 def dry_run_jobs(workdir, *targets) -> dict[str, int]:
     """Job counts per rule of a dry run with the smoke config."""
-    from conftest import snakemake
+    from conftest import job_counts, snakemake
 
-    output = snakemake(workdir, *targets, "-n", "--configfile", "config/smoke.yaml").stdout
-    counts, table = {}, False
-    for line in output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            table = True
-        elif table and line.strip() and not line.startswith("-"):
-            name, count = line.split()[:2]
-            if name == "total":
-                break
-            counts[name] = int(count)
-    return counts
+    return job_counts(snakemake(workdir, *targets, "-n", "--configfile", "config/smoke.yaml").stdout)
 
 
 def test_only_what_depends_on_a_change_reruns(smoke_workflow):
