@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
-POLICIES: dict[str, type[BasePolicy]] = {"ppo": ActorCriticPolicy, "sac": SACPolicy}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
+POLICIES: dict[str, type[BasePolicy]] = {"ppo": ActorCriticPolicy, "sac": SACPolicy, "td3": TD3Policy}
+OFF_POLICY = ("sac", "td3")  # replay-buffer algorithms: a replay stream, target critics
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -34,7 +36,7 @@ def algo_of(model: BaseAlgorithm) -> str:
     for name, cls in ALGORITHMS.items():
         if isinstance(model, cls):
             return name
-    raise ValueError(f"unsupported model class {type(model).__name__}; expected PPO or SAC")
+    raise ValueError(f"unsupported model class {type(model).__name__}; expected PPO, SAC or TD3")
 
 
 def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +76,9 @@ def new_policy(
 ) -> BasePolicy:
     """A bare policy network of the right architecture (on CPU), without an algorithm around it."""
     kwargs = policy_kwargs(policy)
+    if algo == "td3":  # TD3 has no gSDE
+        kwargs.setdefault("n_critics", 2)
+        return POLICIES[algo](observation_space, action_space, lambda _: 0.0, **kwargs)
     kwargs["use_sde"] = bool(hyperparameters.get("use_sde", False))
     if algo == "sac":
         kwargs.setdefault("n_critics", 2)

@@ -4,7 +4,8 @@ Flat vectors concatenate the blocks in ``named_parameters`` order, each flattene
 original did. PPO: the actor is ``mlp_extractor.policy_net.*``, ``action_net.*`` and the state-independent
 ``log_std``; the critic is ``mlp_extractor.value_net.*`` and ``value_net.*``. SAC: the actor is
 ``actor.*`` (incl. the log-std head), the critic ``critic.*`` (both Q-networks), and the target critic
-``critic_target.*`` is kept apart. SAC's entropy coefficient is not a policy parameter.
+``critic_target.*`` is kept apart. SAC's entropy coefficient is not a policy parameter. TD3: as SAC, with
+its deterministic ``actor.*`` (no log-std head) and both targets, ``actor_target.*`` and ``critic_target.*``.
 """
 
 from __future__ import annotations
@@ -43,15 +44,15 @@ def _net_of(algo: str, name: str) -> str:
             return "actor"
         if "value_net" in name:
             return "critic"
-    elif algo == "sac":
-        for net in ("actor", "critic_target", "critic"):
+    elif algo in ("sac", "td3"):
+        for net in ("actor_target", "actor", "critic_target", "critic"):
             if name.startswith(net + "."):
                 return net
     raise ValueError(f"{algo} parameter {name!r} belongs to neither actor nor critic (shared layers are not supported)")
 
 
 def split_parameters(policy: nn.Module, algo: str) -> dict[str, list[tuple[str, nn.Parameter]]]:
-    """Named parameters by network: ``actor``, ``critic`` and, for SAC, ``critic_target``."""
+    """Named parameters by network: ``actor``, ``critic``; SAC ``critic_target``; TD3 also ``actor_target``."""
     blocks: dict[str, list[tuple[str, nn.Parameter]]] = {"actor": [], "critic": []}
     for name, parameter in policy.named_parameters():
         blocks.setdefault(_net_of(algo, name), []).append((name, parameter))
