@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from pgsubspaces.atomic import atomic_path  # noqa: E402
+from pgsubspaces.figures import path_figures  # noqa: E402
 from pgsubspaces.figures.style import (  # noqa: E402
     ALGO_COLORS,
     ALGO_LABELS,
@@ -33,6 +34,8 @@ from pgsubspaces.figures.style import (  # noqa: E402
     UNRESOLVED_MARKER,
     iclr2024,
 )
+from pgsubspaces.figures.style import band as _band  # noqa: E402
+from pgsubspaces.figures.style import grid as _grid  # noqa: E402
 
 log = logging.getLogger("pgsubspaces.figures")
 
@@ -89,6 +92,7 @@ class Tables:
 REQUIRED = {
     "fractions": ("phase", "chance", "resolved"),
     "overlaps": ("chance", "resolved"),
+    **path_figures.REQUIRED,
 }
 
 
@@ -101,12 +105,6 @@ def _parse_resolved(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         bad = sorted(set(frame.resolved[parsed.isna()].astype(str)))
         raise ValueError(f"{path}: column resolved holds {bad}; expected True or False")
     return frame.assign(resolved=parsed.astype(bool))
-
-
-def _band(ax, x, mean, std, **kwargs):
-    line = ax.plot(x, mean, **kwargs)[0]
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-    return line
 
 
 def _seed_stats(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
@@ -181,12 +179,6 @@ def _marks_legend(chance: bool, unresolved: bool, bars: bool = False, chance_lab
 
 def _largest_k(fractions: pd.DataFrame, k: int | None) -> int:
     return int(k if k is not None else fractions.k.max())
-
-
-def _grid(nrows: int, ncols: int, rel_width: float = 1.0, height_to_width: float = 0.75, **subplot_kw):
-    with plt.rc_context(iclr2024(rel_width=rel_width, nrows=nrows, ncols=ncols, height_to_width=height_to_width)):
-        fig, axes = plt.subplots(nrows, ncols, squeeze=False, **subplot_kw)
-    return fig, axes
 
 
 # Fig. 1's bins: decades of |lambda| from this fraction of max|lambda| up; everything smaller shares the centre
@@ -607,7 +599,11 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
     "fig10_sweep_fraction": (sweep_violins, {"metric": "fraction"}),
     "fig11_sweep_overlap": (sweep_violins, {"metric": "overlap"}),
     "fig12_overlap_entire": (overlap_entire, {}),
+    **path_figures.FIGURES,
 }
+# the policy-path lens's figures and the path tables each reads (docs/path.md)
+PATH_FIGURES = tuple(path_figures.FIGURES)
+FIGURE_TABLES = path_figures.FIGURE_TABLES
 SWEEP_FIGURES = ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap")
 # What an experiment of imported checkpoints only shows: no learning curves, phases (Figs. 2, 4) or sweep.
 IMPORT_FIGURES = (
@@ -653,6 +649,7 @@ CAPTIONS = {
     "grey: chance k/n when sweep.csv has it.",
     "fig11_sweep_overlap": "Fig. 11: subspace overlap between t1 and t2 (largest k) of the random configurations "
     "(dots) and the tuned one (star); dashed grey: chance k/n when sweep.csv has it.",
+    **path_figures.CAPTIONS,
 }
 
 
@@ -687,8 +684,12 @@ def main(argv: list[str] | None = None) -> None:
     function, kwargs = FIGURES[args.name]
     options = {key: value for key, value in (("k", args.k), ("t1", args.t1)) if value is not None}
     tables = Tables(*args.tables)
+    missing = [name for name in FIGURE_TABLES.get(args.name, ()) if name not in tables.files]
     with plt.rc_context(iclr2024()):
-        if "algo" in kwargs and kwargs["algo"] not in tables.algos():
+        if missing:
+            log.warning("%s: no %s in %s", args.name, ", ".join(f"{m}.csv" for m in missing), tables.where)
+            figure = placeholder(f"{args.name}: no policy-path tables (actor_path.every_updates is 0?)")
+        elif "algo" in kwargs and kwargs["algo"] not in tables.algos():
             name = ALGO_LABELS[kwargs["algo"]]
             log.warning("%s: no %s runs in %s", args.name, name, tables.where)
             figure = placeholder(f"{args.name}: this experiment has no {name} runs")

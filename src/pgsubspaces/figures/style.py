@@ -50,3 +50,19 @@ def iclr2024(*, rel_width: float = 1.0, nrows: int = 1, ncols: int = 1, height_t
         "savefig.dpi": 200,
         "pdf.fonttype": 42,
     }
+
+
+def grid(nrows: int, ncols: int, rel_width: float = 1.0, height_to_width: float = 0.75, **subplot_kw):
+    """A figure of nrows x ncols panels in the ICLR style (``axes`` always 2-D)."""
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(iclr2024(rel_width=rel_width, nrows=nrows, ncols=ncols, height_to_width=height_to_width)):
+        fig, axes = plt.subplots(nrows, ncols, squeeze=False, **subplot_kw)
+    return fig, axes
+
+
+def band(ax, x, mean, std, **kwargs):
+    """A line and its +-std band in the line's colour."""
+    line = ax.plot(x, mean, **kwargs)[0]
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line

@@ -3,6 +3,7 @@
     python -m pgsubspaces.tables run --run RUN.h5 --eigen E0.h5 E1.h5 ... --out-dir DIR [--t1 0 ...] [--analysis JSON]
     python -m pgsubspaces.tables merge RUN_DIR ... --out-dir DIR
     python -m pgsubspaces.tables finding-ii results/<experiment>/tables/<variant>/fractions.csv
+    python -m pgsubspaces.tables path-findings PATH_TABLES_DIR [--out CSV]
 
 Writes fractions.csv, overlaps.csv, phases.csv, curves.csv and spectra.csv for the run; ``merge`` concatenates
 the per-run tables of an experiment. Every fraction and overlap carries a bound on its error from the
@@ -322,8 +323,19 @@ def main(argv: list[str] | None = None) -> None:
     together.add_argument("--out-dir", required=True, type=Path)
     check = commands.add_parser("finding-ii", help="S_frac > k/n at the largest k for every checkpoint?")
     check.add_argument("fractions", type=Path, help="a fractions.csv (per run or merged)")
+    path = commands.add_parser("path-findings", help="the policy-path paper's four phenomena, per run")
+    path.add_argument("tables", type=Path, help="a folder of path tables (python -m pgsubspaces.path.lens)")
+    path.add_argument("--out", type=Path, help="the CSV of verdicts and numbers; default TABLES/path_findings.csv")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.command == "path-findings":
+        from pgsubspaces.path.findings import path_findings, report
+
+        findings = path_findings(args.tables)
+        with atomic_path(args.out or args.tables / "path_findings.csv") as tmp:
+            findings.to_csv(tmp, index=False)
+        print(report(findings))
+        return
     if args.command == "finding-ii":
         rows = finding_ii(args.fractions)
         summary = rows.groupby(["algo", "task", "net"]).agg(
