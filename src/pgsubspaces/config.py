@@ -300,7 +300,7 @@ def _cross_key_problems(config: dict[str, Any]) -> list[str]:
         if task not in ppo_tasks:
             problems.append(f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config")
     if not problems:  # these need every run's spec, the sweep's too
-        problems += [*_fixed_problems(config), *_network_problems(config)]
+        problems += [*_fixed_problems(config), *_network_problems(config), *_path_problems(config)]
     return problems
 
 
@@ -465,7 +465,7 @@ def _run_spec(config, run, algo, seed, drawn=None, configuration=None) -> RunSpe
         checkpoint_steps=grid_of(total, grid),
         eval_interval=evaluation["interval"],
         eval_episodes=evaluation["episodes"],
-        actor_path_every=config["actor_path"]["every_updates"],
+        actor_path_every=run.get("actor_path", config["actor_path"])["every_updates"],
         configuration=configuration,
     )
 
@@ -842,6 +842,41 @@ class AnalysisSpec:
     def eigen_levels(self) -> tuple[int, ...]:
         """The subspace dimensions whose accuracy the solver works towards: the k levels up to k, and k."""
         return tuple(sorted({level for level in self.k_levels if level <= self.k} | {self.k}))
+
+
+PATH_STAGES = {  # the settings each policy-path CLI reads (config path.* and crosslens.*)
+    "lens": ("periods", "betas", "components", "detour_top_fraction", "histogram_bins"),
+    "reconstruction": ("periods", "ranks", "policies_per_period", "episodes", "seed"),
+    "crosslens": ("window_snapshots", "ranks", "ks"),
+}
+
+
+def path_runs(config: Mapping[str, Any]) -> list[str]:
+    """The main runs that record an actor path, and so go through the policy-path lens."""
+    return [spec.run_id for spec in run_specs(config).values() if spec.actor_path_every > 0]
+
+
+def path_settings(config: Mapping[str, Any], stage: str) -> str:
+    """The JSON settings of one policy-path stage, from a validated config (defaults filled in)."""
+    section = {
+        "lens": config["path"],
+        "reconstruction": {"periods": config["path"]["periods"], **config["path"]["reconstruction"]},
+        "crosslens": {
+            **config["crosslens"],
+            "ks": [k for k in config["crosslens"]["ks"] if k <= config["analysis"]["k"]],
+        },
+    }[stage]
+    return json.dumps({key: section[key] for key in PATH_STAGES[stage]}, sort_keys=True)
+
+
+def _path_problems(config: Mapping[str, Any]) -> Iterable[str]:
+    if not path_runs(config):
+        return
+    if not any(k <= config["analysis"]["k"] for k in config["crosslens"]["ks"]):
+        yield (
+            f"crosslens.ks {config['crosslens']['ks']}: every level exceeds analysis.k = {config['analysis']['k']},"
+            " so the cross-lens would have no Hessian subspace to compare"
+        )
 
 
 def analysis_spec(config: Mapping[str, Any]) -> AnalysisSpec:
