@@ -34,6 +34,7 @@ include: "rules/data.smk"
 include: "rules/eigen.smk"
 include: "rules/tables.smk"
 include: "rules/sweep.smk"
+include: "rules/path.smk"
 include: "rules/figures.smk"
 
 

@@ -34,6 +34,7 @@ shell.prefix(
 )
 
 import json
+import re
 
 from pgsubspaces.config import (
     IMPORT_NAME,
@@ -43,13 +44,24 @@ from pgsubspaces.config import (
     analysis_spec,
     import_specs,
     overlap_references,
+    path_megabytes,
+    path_runs,
+    path_settings,
     run_specs,
     spectrum_runs,
     sweep_entries,
     sweep_specs,
     validate_config,
 )
-from pgsubspaces.figures.figures import FIGURES, IMPORT_FIGURES, PATH_FIGURES, SWEEP_FIGURES, caption
+from pgsubspaces.figures.figures import (
+    FIGURE_TABLES,
+    FIGURES,
+    IMPORT_FIGURES,
+    PATH_FIGURES,
+    SWEEP_FIGURES,
+    caption,
+)
+from pgsubspaces.path.columns import PATH_TABLES
 from pgsubspaces.sweep import failure
 
 try:
@@ -82,6 +94,13 @@ TRAINED_RUN = (
 IMPORTED_RUN = (
     rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
 )
+
+# The policy-path lens (docs/path.md) on the main runs that record an actor path; its tables do not depend
+# on the analysis variant (the path is the training's), the cross-lens's do (it reads eigen files).
+PATH_RUNS = path_runs(config)
+PATH_RUN = "|".join(re.escape(run) for run in PATH_RUNS) or "(?!)"  # (?!) matches nothing
+PATH_DIR = f"{RESULTS}/path"
+LENS_TABLES = tuple(name for name in PATH_TABLES)
 
 
 # A run folder trained with other settings is refused here, at DAG time: a train job refusing it would
@@ -171,6 +190,22 @@ def get_train_minutes(wildcards):
     return 15 + int(2 * spec.total_steps / STEPS_PER_SECOND[spec.algo] / 60)
 
 
+def get_path_mem_mb(wildcards):
+    return path_megabytes(config, RUNS[wildcards.run])
+
+
+def path_run_dirs():
+    return [f"{PATH_DIR}/runs/{run}" for run in PATH_RUNS]
+
+
+def path_files():
+    """The policy-path tables and phenomena, and the cross-lens table, when some run records a path."""
+    if not PATH_RUNS:
+        return []
+    names = (*LENS_TABLES, "reconstruction", "path_findings")
+    return [f"{PATH_DIR}/{name}.csv" for name in names] + [f"{TABLES}/crosslens.csv"]
+
+
 def run_files():
     return [f"{RESULTS}/runs/{run}.h5" for run in MAIN_RUNS + IMPORT_RUNS]
 
@@ -249,20 +284,26 @@ def table_files():
 def get_figure_tables(wildcards):
     if wildcards.figure in SWEEP_FIGURES:
         return {"sweep": f"{TABLES}/sweep.csv"}
+    if wildcards.figure in FIGURE_TABLES:  # the policy-path and cross-lens figures
+        return {
+            name: f"{TABLES}/{name}.csv" if name == "crosslens" else f"{PATH_DIR}/{name}.csv"
+            for name in FIGURE_TABLES[wildcards.figure]
+        }
     return {name: f"{TABLES}/{name}.csv" for name in TABLE_NAMES}
 
 
 def experiment_figures():
     """Every figure when the experiment trains; with imports only, those that need no learning curves,
-    phases or sweep (zips carry none), for the algorithms imported."""
-    if MAIN_RUNS:  # the policy-path figures wait for the path-lens rules (their tables have none yet)
-        return [name for name in FIGURES if name not in PATH_FIGURES]
-    algos = {spec.algo for spec in IMPORTS.values()}
-    return [
-        name
-        for name in IMPORT_FIGURES
-        if FIGURES[name][1].get("algo", "any") in {"any", *algos}
-    ]
+    phases or sweep (zips carry none). A figure of one algorithm only when the experiment has its runs."""
+    algos = {"any", *(spec.algo for spec in RUNS.values())}
+    path_algos = {"any", *(RUNS[run].algo for run in PATH_RUNS)}
+    if MAIN_RUNS:
+        names = [name for name in FIGURES if name not in PATH_FIGURES]
+        if PATH_RUNS:  # the policy-path lens's figures, for the algorithms that record a path
+            names += [n for n in PATH_FIGURES if FIGURES[n][1].get("algo", "any") in path_algos]
+    else:
+        names = IMPORT_FIGURES
+    return [name for name in names if FIGURES[name][1].get("algo", "any") in algos]
 
 
 def figure_files():
@@ -293,5 +334,6 @@ def all_targets():
         + spectrum_files()
         + table_files()
         + sweep_files()
+        + path_files()
         + figure_files()
     )

@@ -1,7 +1,11 @@
-# DRAFT (issue 13, unfinished): not included by the Snakefile yet; needs PATH_DIR, PATH_RUN, LENS_TABLES
-# and the reconstruction and cross-lens modules.
 # The policy-path lens (docs/path.md) on every main run that records an actor path, and the cross-lens
 # (docs/crosslens.md) that sets it against the Hessian's eigenspaces of the same run.
+
+
+localrules:
+    path_tables,
+    path_findings,
+    crosslens_tables,
 
 
 rule path_lens:
@@ -15,6 +19,8 @@ rule path_lens:
         run=PATH_RUN,
     conda:
         "../envs/rl.yaml"
+    resources:
+        mem_mb=get_path_mem_mb,
     params:
         settings=path_settings(config, "lens"),
     message:
@@ -37,7 +43,8 @@ rule path_reconstruction:
         run=PATH_RUN,
     conda:
         "../envs/rl.yaml"
-    threads: 1
+    resources:
+        mem_mb=get_path_mem_mb,
     params:
         settings=path_settings(config, "reconstruction"),
     message:
@@ -45,6 +52,58 @@ rule path_reconstruction:
     shell:
         "python -m pgsubspaces.path.reconstruction --run {input.run:q} --out {output.csv:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule path_tables:
+    input:
+        expand(
+            "{folder}/{name}.csv",
+            folder=path_run_dirs(),
+            name=(*LENS_TABLES, "reconstruction"),
+        ),
+    output:
+        **{
+            name: report(
+                f"{PATH_DIR}/{name}.csv",
+                caption="../report/table.rst",
+                category="Policy path",
+                labels={"table": name},
+            )
+            for name in (*LENS_TABLES, "reconstruction")
+        },
+    log:
+        f"{LOGS}/path/merge.log",
+    conda:
+        "../envs/rl.yaml"
+    params:
+        runs=path_run_dirs(),
+    message:
+        "merge the policy-path tables of every run"
+    shell:
+        'python -m pgsubspaces.path.lens merge {params.runs:q} --out-dir "$(dirname {output.path_layers:q})"'
+        " > {log:q} 2>&1"
+
+
+# The policy-path paper's phenomena 1.1-2.2 as numbers per run (printed to the log, and a table).
+rule path_findings:
+    input:
+        rules.path_tables.output,
+    output:
+        csv=report(
+            f"{PATH_DIR}/path_findings.csv",
+            caption="../report/table.rst",
+            category="Policy path",
+            labels={"table": "path_findings"},
+        ),
+    log:
+        f"{LOGS}/path/findings.log",
+    conda:
+        "../envs/rl.yaml"
+    message:
+        "the policy-path paper's phenomena on every run"
+    shell:
+        'python -m pgsubspaces.tables path-findings "$(dirname {output.csv:q})" --out {output.csv:q}'
+        " > {log:q} 2>&1"
 
 
 rule crosslens:
@@ -59,6 +118,8 @@ rule crosslens:
         run=PATH_RUN,
     conda:
         "../envs/rl.yaml"
+    resources:
+        mem_mb=get_path_mem_mb,
     params:
         settings=path_settings(config, "crosslens"),
     message:
@@ -66,3 +127,25 @@ rule crosslens:
     shell:
         "python -m pgsubspaces.path.crosslens --run {input.run:q} --eigen {input.eigen:q}"
         " --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule crosslens_tables:
+    input:
+        expand("{folder}/crosslens.csv", folder=run_table_dirs(PATH_RUNS)),
+    output:
+        csv=report(
+            f"{TABLES}/crosslens.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "crosslens"},
+        ),
+    log:
+        f"{LOGS}/tables/{VARIANT}/crosslens.log",
+    conda:
+        "../envs/rl.yaml"
+    params:
+        runs=run_table_dirs(PATH_RUNS),
+    message:
+        "merge the cross-lens tables of every run"
+    shell:
+        "python -m pgsubspaces.path.crosslens merge {params.runs:q} --out {output.csv:q} > {log:q} 2>&1"

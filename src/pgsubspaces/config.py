@@ -862,6 +862,24 @@ def path_runs(config: Mapping[str, Any]) -> list[str]:
     return [spec.run_id for spec in run_specs(config).values() if spec.actor_path_every > 0]
 
 
+def actor_updates(spec: RunSpec) -> int:
+    """Roughly how many gradient updates the actor of a run takes (plans the path jobs' memory)."""
+    hyper, steps = spec.hyperparameters, spec.total_steps
+    if spec.algo == "ppo":
+        return (steps // hyper["n_steps"]) * hyper["n_epochs"] * -(-hyper["n_steps"] // hyper["batch_size"])
+    trained = max(0, steps - hyper["learning_starts"])
+    gradient_steps = hyper["gradient_steps"] if hyper["gradient_steps"] > 0 else hyper["train_freq"]
+    return trained * gradient_steps // hyper["train_freq"] // hyper.get("policy_delay", 1)
+
+
+def path_megabytes(config: Mapping[str, Any], spec: RunSpec) -> int:
+    """Memory a path job of the run needs: the float32 path and its float64 copy for the SVD, twice over."""
+    task = config["tasks"][spec.task]
+    n = netsize.parameter_counts(spec.algo, task["obs_dim"], task["action_dim"], spec.hyperparameters, spec.policy)
+    snapshots = actor_updates(spec) // max(spec.actor_path_every, 1) + 1
+    return 1000 + int(snapshots * n["actor"] * (4 + 2 * 8) / 1e6)
+
+
 def path_settings(config: Mapping[str, Any], stage: str) -> str:
     """The JSON settings of one policy-path stage, from a validated config (defaults filled in)."""
     section = {
