@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from pgsubspaces.atomic import atomic_path  # noqa: E402
-from pgsubspaces.figures import path_figures  # noqa: E402
+from pgsubspaces.figures import crosslens_figures, path_figures  # noqa: E402
 from pgsubspaces.figures.style import (  # noqa: E402
     ALGO_COLORS,
     ALGO_LABELS,
@@ -93,6 +93,7 @@ REQUIRED = {
     "fractions": ("phase", "chance", "resolved"),
     "overlaps": ("chance", "resolved"),
     **path_figures.REQUIRED,
+    **crosslens_figures.REQUIRED,
 }
 
 
@@ -603,10 +604,11 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
     "fig11_sweep_overlap": (sweep_violins, {"metric": "overlap"}),
     "fig12_overlap_entire": (overlap_entire, {}),
     **path_figures.FIGURES,
+    **crosslens_figures.FIGURES,
 }
-# the policy-path lens's figures and the path tables each reads (docs/path.md)
-PATH_FIGURES = tuple(path_figures.FIGURES)
-FIGURE_TABLES = path_figures.FIGURE_TABLES
+# the policy-path lens's and the cross-lens's figures and the tables each reads (docs/path.md, docs/crosslens.md)
+PATH_FIGURES = (*path_figures.FIGURES, *crosslens_figures.FIGURES)
+FIGURE_TABLES = {**path_figures.FIGURE_TABLES, **crosslens_figures.FIGURE_TABLES}
 SWEEP_FIGURES = ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap")
 # What an experiment of imported checkpoints only shows: no learning curves, phases (Figs. 2, 4) or sweep.
 IMPORT_FIGURES = (
@@ -660,6 +662,7 @@ CAPTIONS = {
     "fig11_sweep_overlap": "Fig. 11: subspace overlap between t1 and t2 (largest k) of the random configurations "
     "(dots) and the tuned one (star); dashed grey: chance k/n when sweep.csv has it.",
     **path_figures.CAPTIONS,
+    **crosslens_figures.CAPTIONS,
 }
 
 

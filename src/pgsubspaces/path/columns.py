@@ -6,6 +6,11 @@ from __future__ import annotations
 IDENTITY = ("algo", "task", "seed")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 STATS = ("mean", *(f"q{round(q * 100):02d}" for q in QUANTILES), "max")
+# crosslens.csv (docs/crosslens.md): the Hessian's eigenspaces against the path just after each checkpoint
+CROSSLENS_COLUMNS = (
+    *IDENTITY, "step", "hessian", "measure", "k", "r", "n_params", "window_snapshots", "value", "chance",
+    "subspace_bound", "resolved",
+)  # fmt: skip
 
 
 def _stat_columns(prefix: str) -> tuple[str, ...]:
