@@ -300,10 +300,16 @@ def experiment_figures():
     if MAIN_RUNS:
         names = [name for name in FIGURES if name not in PATH_FIGURES]
         if PATH_RUNS:  # the policy-path lens's figures, for the algorithms that record a path
-            names += [n for n in PATH_FIGURES if FIGURES[n][1].get("algo", "any") in path_algos]
+            names += [n for n in PATH_FIGURES if figure_algo(n) in path_algos]
     else:
         names = IMPORT_FIGURES
-    return [name for name in names if FIGURES[name][1].get("algo", "any") in algos]
+    return [name for name in names if figure_algo(name) in algos]
+
+
+def figure_algo(name):
+    """The algorithm a figure draws, or "any" (the cross-lens figures name theirs ``algorithm``)."""
+    options = FIGURES[name][1]
+    return options.get("algo", options.get("algorithm", "any"))
 
 
 def figure_files():

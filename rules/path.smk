@@ -143,9 +143,7 @@ rule crosslens_tables:
         f"{LOGS}/tables/{VARIANT}/crosslens.log",
     conda:
         "../envs/rl.yaml"
-    params:
-        runs=run_table_dirs(PATH_RUNS),
     message:
         "merge the cross-lens tables of every run"
     shell:
-        "python -m pgsubspaces.path.crosslens merge {params.runs:q} --out {output.csv:q} > {log:q} 2>&1"
+        "python -m pgsubspaces.path.crosslens merge {input:q} --out {output.csv:q} > {log:q} 2>&1"
