@@ -10,8 +10,12 @@ import pytest
 import torch as th
 
 from pgsubspaces.analysis.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
+from pgsubspaces.analysis.eigensolvers import lanczos
 from pgsubspaces.analysis.hessian import HessianOperator
+from pgsubspaces.analysis.losses import make_loss
 from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.train.agents import new_agent, new_policy
+from pgsubspaces.train.envs import make_vec_env
 
 
 def real_loss(tiny_runs, algo, net, dtype=th.float64):
@@ -48,6 +52,67 @@ def test_dense_hessian_equals_torch_func_hessian(tiny_runs, algo):
     explicit = th.func.hessian(loss.loss)(theta)
     dense = HessianOperator(loss, theta, chunk_size=300).dense(block=64)
     np.testing.assert_allclose(dense.numpy(), explicit.numpy(), rtol=1e-7, atol=1e-10 * float(explicit.abs().max()))
+
+
+TD3_HYPER = {
+    "learning_starts": 100,
+    "buffer_size": 300,
+    "batch_size": 64,
+    "gamma": 0.97,
+    "target_policy_noise": 0.2,
+    "target_noise_clip": 0.5,
+}
+TD3_POLICY = {"net_arch": [8, 8]}
+
+
+@pytest.fixture(scope="module")
+def trained_td3():
+    """A TD3 with [8, 8] networks trained 300 steps on Pendulum (critic and targets off their initialisation),
+    its policy in float64 and its 300 transitions with stored smoothing noise."""
+    th.manual_seed(0)
+    model = new_agent("td3", make_vec_env("Pendulum-v1"), TD3_HYPER, TD3_POLICY, seed=0, device="cpu")
+    model.learn(300)
+    buffer = model.replay_buffer
+    batch = {
+        field: th.as_tensor(getattr(buffer, field)[:300, 0], dtype=th.float64)
+        for field in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+    }
+    batch["target_noise"] = th.randn(300, 1, generator=th.Generator().manual_seed(1), dtype=th.float64)
+    assert batch["timeouts"].sum() == 1  # one 200-step episode ended in its time limit
+    return model.policy.state_dict(), batch, model.observation_space, model.action_space
+
+
+def td3_loss(trained, net):
+    state, batch, observation_space, action_space = trained
+    policy = new_policy("td3", observation_space, action_space, TD3_HYPER, TD3_POLICY)
+    policy.load_state_dict(state)
+    return make_loss("td3", net, policy.double(), batch, TD3_HYPER, "corrected")
+
+
+@pytest.mark.parametrize("net", ["actor", "critic"])
+def test_td3_dense_hessian_and_lanczos_eigenpairs_equal_the_explicit_hessian(trained_td3, net):
+    loss = td3_loss(trained_td3, net)
+    theta = loss.theta0()
+    assert theta.numel() == {"actor": 113, "critic": 242}[net]
+    explicit = th.func.hessian(loss.loss)(theta)
+    operator = HessianOperator(loss, theta, chunk_size=128)  # three chunks, the last one short
+    dense = operator.dense(block=64)
+    scale = float(explicit.abs().max())
+    assert scale > 0
+    np.testing.assert_allclose(dense.numpy(), explicit.numpy(), rtol=1e-7, atol=1e-10 * scale)
+    if net == "critic":  # the two Q-networks' losses are separate: no coupling between their parameters
+        half = theta.numel() // 2
+        assert float(explicit[:half, half:].abs().max()) == 0.0
+    values, vectors = np.linalg.eigh(explicit.numpy())
+    values, vectors = values[::-1], vectors[:, ::-1]
+    k = 5
+    result = lanczos(operator.matvec, operator.n, k, 1e-8, th.float64, "cpu", subspace_tol=0.1, guard=5, seed=0)
+    np.testing.assert_allclose(result.eigenvalues, values[:k], rtol=1e-6, atol=1e-8 * abs(values[0]))
+    gaps = np.minimum(np.abs(np.diff(values[: k + 1])), np.abs(np.diff(values[:k], prepend=np.inf)))
+    separated = gaps > 1e-3 * abs(values[0])
+    assert separated.sum() >= 3, values[: k + 1]
+    cosines = np.abs(vectors[:, :k].T @ result.eigenvectors.numpy()).diagonal()
+    assert np.all(cosines[separated] >= 0.9999), cosines
 
 
 def test_float32_products_track_float64(tiny_runs):
