@@ -77,7 +77,7 @@ TABLES = f"{RESULTS}/tables/{VARIANT}"
 TASKS = "|".join(config["tasks"])
 FIGURES_DIR = f"figures/{config['experiment']}"  # per experiment: a smoke run leaves the default's alone
 TRAINED_RUN = (
-    rf"(ppo|sac)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]+/seed[0-9]+"
+    rf"(ppo|sac|td3)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]+/seed[0-9]+"
 )
 IMPORTED_RUN = (
     rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
@@ -111,7 +111,7 @@ check_run_dirs()
 # command as anything but a run id, a step, an algorithm or a figure name (and the commands quote them).
 wildcard_constraints:
     run=f"{TRAINED_RUN}|{IMPORTED_RUN}",
-    algo="ppo|sac",
+    algo="ppo|sac",  # the sweep's algorithms
     step=r"[0-9]{9}",
     figure="|".join(FIGURES),
 
@@ -161,8 +161,9 @@ def get_import_arguments(wildcards):
 
 
 # Wall-clock planning for cluster jobs (minutes); one core (docs/reference.md P3: PPO ~1,400 env steps/s, SAC
-# 70-85 steps/s), halved for slower nodes and evaluation, doubled again below. Locally ignored.
-STEPS_PER_SECOND = {"ppo": 700, "sac": 40}
+# 70-85 steps/s; TD3 planned as SAC: ~250 steps/s with [64, 64] nets, less with the paper's [400, 300]),
+# halved for slower nodes and evaluation, doubled again below. Locally ignored.
+STEPS_PER_SECOND = {"ppo": 700, "sac": 40, "td3": 40}
 
 
 def get_train_minutes(wildcards):

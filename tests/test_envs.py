@@ -15,7 +15,17 @@ from pgsubspaces.train.parameters import layout_of, split_parameters
 
 TASKS = load_config()["tasks"]
 # Observation sizes the paper's flattening gives (Fetch: achieved_goal, desired_goal, observation).
-EXPECTED_OBS = {"FetchReach": 16, "FetchPush": 31, "FingerSpin": 9, "BallInCupCatch": 8, "Walker2d": 17, "Ant": 105}
+EXPECTED_OBS = {
+    "FetchReach": 16,
+    "FetchPush": 31,
+    "FingerSpin": 9,
+    "BallInCupCatch": 8,
+    "Walker2d": 17,
+    "Ant": 105,
+    "WalkerWalk": 24,  # orientations 14, height 1, velocity 9
+    "CartpoleSwingup": 5,  # position 3 (cart, cos and sin of the pole), velocity 2
+    "CheetahRun": 17,  # position 8, velocity 9
+}
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -45,10 +55,13 @@ def test_task_steps_with_box_observations(task):
 # three critics, unequal and empty PPO nets, and the sweep's [n, n] widths.
 PAPER = {
     (spec.algo, spec.task): spec
-    for spec in run_specs(validate_config(load_config(REPO / "config" / "paper.yaml"))).values()
+    for paper in ("paper.yaml", "paper-path.yaml")
+    for spec in run_specs(validate_config(load_config(REPO / "config" / paper))).values()
 }
 VARIANTS = [
     ("sac", {"use_sde": True}, {"net_arch": [16, 8], "n_critics": 3}),
+    ("td3", {}, {"net_arch": [16, 8], "n_critics": 3}),
+    ("td3", {}, {"net_arch": [64, 64]}),
     ("ppo", {"use_sde": True}, {"net_arch": {"pi": [], "vf": [7]}}),
     ("ppo", {}, {"net_arch": {"pi": [5, 3, 2], "vf": []}}),
     ("sac", {}, {"net_arch": [128, 128]}),

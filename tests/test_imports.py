@@ -172,7 +172,7 @@ def bad_inputs(zips: dict, tmp: Path) -> dict[str, tuple[dict, str]]:
         ),
         "buffer": (
             {"zips": good, "task": "Pendulum", "seed": 0, "replay_buffer": str(tmp / "vn0.pkl")},
-            "'imports.buffer.replay_buffer': a replay buffer only goes with SAC zips",
+            "'imports.buffer.replay_buffer': a replay buffer only goes with SAC or TD3 zips",
         ),
         "nozip": (
             {"zips": [str(tmp / "notes.zip")], "task": "Pendulum", "seed": 0},

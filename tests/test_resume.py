@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -17,6 +18,7 @@ from conftest import REPO, SNAKEMAKE, chronological, copy_workflow, job_env, sna
 from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.export.export import export_run
 from pgsubspaces.export.runfile import RunFile
+from pgsubspaces.train.checkpoints import read_state
 from pgsubspaces.train.train import RunDirError, _resume, train
 
 
@@ -107,3 +109,40 @@ def test_resume_refuses_other_settings(tmp_path):
     other = dataclasses.replace(spec, hyperparameters={**spec.hyperparameters, "learning_rate": 1e-3})
     with pytest.raises(RunDirError, match=r"other settings \(hyperparameters.learning_rate: 0.003 -> 0.001\)"):
         train(other, run_dir, run_dir / "training.json", device="cpu", progress=False)
+
+
+def test_killed_td3_training_resumes_with_its_buffer_noise_and_actor_path(tmp_path):
+    """A TD3 training SIGKILLed right after checkpoint 300 resumes from it: replay buffer, exploration noise
+    and the actor-path clock (TD3 updates its actor every policy_delay critic updates) carry over."""
+    configs = (REPO / "config" / "smoke.yaml", REPO / "tests" / "configs" / "td3.yaml")
+    spec = run_specs(validate_config(load_config(*configs)))["td3", "Pendulum", 0]
+    spec = dataclasses.replace(spec, actor_path_every=5)
+    run_dir = tmp_path / "run"
+    env = {**job_env(), "PGSUBSPACES_INJECT_FAULT": f"train:{spec.run_id}@300"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "pgsubspaces.train", "--spec", spec.to_json(), "--out", str(run_dir / "training.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not (run_dir / "training.json").exists()
+    read_back = read_state(run_dir, 300)
+    assert read_back["actor_updates"] == (read_back["n_updates"]) // 2  # policy_delay 2
+
+    session = _resume(spec, run_dir, 300, "cpu")
+    noise = session.model.action_noise
+    assert noise is not None and np.allclose(noise._sigma, 0.1) and noise._mu.shape == (1,)
+    assert session.actor_updates == read_back["actor_updates"]
+    summary = train(spec, run_dir, run_dir / "training.json", device="cpu", progress=False)
+    assert summary["resumed_from"] == 300 and summary["checkpoints"] == [0, 150, 300, 600]
+    export_run(run_dir, tmp_path / "td3.h5")
+    with RunFile(tmp_path / "td3.h5") as run:
+        assert len(run.replay(300)["rewards"]) == 299
+        assert run.checkpoint_attrs(600)["replay_end"] == 598
+        updates = run._read("actor_path/updates")
+        assert updates[0] == 0 and np.all(np.diff(updates) == 5)  # no gap and no repeat across the kill
+        assert updates[-1] <= run.checkpoint_attrs(600)["actor_updates"] < updates[-1] + 5
+        n_updates = run.checkpoint_attrs(600)["n_updates"]
+        assert run.checkpoint_attrs(600)["actor_updates"] == n_updates // 2

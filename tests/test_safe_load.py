@@ -167,10 +167,31 @@ def test_crafted_replay_buffer_and_wrong_pickles_are_refused(tmp_path):
     assert "garbage.pkl: not a readable VecNormalize pickle" in message
 
 
-def test_td3_nan_and_discrete_zips_get_named_errors(ppo_zip, tmp_path):
-    TD3("MlpPolicy", "Pendulum-v1", device="cpu").save(tmp_path / "td3.zip")
-    assert "a TD3 model" in export(tmp_path / "td3.zip", "--out", tmp_path / "run.h5")
-    assert "a TD3 model" in export(tmp_path / "td3.zip", "--out", tmp_path / "run.h5", "--trust")
+def test_td3_zips_export_as_data_and_nan_and_discrete_zips_get_named_errors(ppo_zip, tmp_path):
+    marker = tmp_path / "pwned"
+    payload = base64.b64encode(pickle.dumps(Payload(marker))).decode()
+    td3 = TD3("MlpPolicy", "Pendulum-v1", device="cpu", policy_kwargs={"net_arch": [8, 8]}, seed=0)
+    td3.save(tmp_path / "td3.zip")
+
+    def poison(data):  # the pickled entries (action_noise, lr_schedule, spaces, ...) carry the payload
+        for value in data.values():
+            if isinstance(value, dict) and ":serialized:" in value:
+                value[":serialized:"] = payload
+
+    evil = rewrite_zip(tmp_path / "td3.zip", tmp_path / "evil.zip", data=poison)
+    # train_freq is a pickle without readable fields
+    assert export(evil, "--out", tmp_path / "td3.h5", "--hyperparameter", "train_freq=1") == ""
+    assert not marker.exists()
+    with h5py.File(tmp_path / "td3.h5") as f:
+        step = f["checkpoints/step_000000000"]
+        assert sorted(step) == ["actor", "actor_target", "critic", "critic_target"]
+        stored = np.concatenate([step[net][()] for net in sorted(step)])
+        hyper = json.loads(f["config"].attrs["hyperparameters"])
+    assert sorted(stored) == sorted(flat_policy(tmp_path / "td3.zip"))
+    assert hyper["policy_delay"] == 2 and hyper["target_policy_noise"] == 0.2 and hyper["target_noise_clip"] == 0.5
+    assert export(tmp_path / "td3.zip", "--out", tmp_path / "td3_safe.h5", "--hyperparameter", "train_freq=1") == ""
+    assert export(tmp_path / "td3.zip", "--out", tmp_path / "td3_trust.h5", "--trust") == ""
+    assert_same_run_files(tmp_path / "td3_safe.h5", tmp_path / "td3_trust.h5")
 
     with zipfile.ZipFile(ppo_zip) as archive:
         state = th.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
@@ -331,11 +352,14 @@ def test_safe_and_trusted_loading_give_identical_run_files(tmp_path):
         assert f["replay/rewards"].shape == (150,) and f["checkpoints/steps"][()].tolist() == [100, 200]
 
 
-@pytest.mark.parametrize("algo, env_id", [("ppo", "Pendulum-v1"), ("sac", "Pendulum-v1"), ("ppo", FINGER)])
+@pytest.mark.parametrize(
+    "algo, env_id", [("ppo", "Pendulum-v1"), ("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("ppo", FINGER)]
+)
 def test_export_run_is_unchanged_by_the_safe_reader(tmp_path, algo, env_id):
     th.set_num_threads(1)
-    spec = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))[algo, "Pendulum", 0]
-    budget = {"ppo": 1024, "sac": 300}[algo]
+    configs = [REPO / "config" / "smoke.yaml"] + ([REPO / "tests" / "configs" / "td3.yaml"] if algo == "td3" else [])
+    spec = run_specs(validate_config(load_config(*configs)))[algo, "Pendulum", 0]
+    budget = {"ppo": 1024, "sac": 300, "td3": 300}[algo]
     spec = dataclasses.replace(spec, total_steps=budget, checkpoint_steps=(0, budget // 2, budget), env_id=env_id)
     if env_id == FINGER:  # float64 action bounds: printed "[-1. -1.]" does not pin them down, the env does
         spec = dataclasses.replace(spec, hyperparameters={**spec.hyperparameters, "n_steps": 256, "batch_size": 64})

@@ -23,6 +23,8 @@ from pgsubspaces import netsize, sweep
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SCHEMA_PATH = REPO_CONFIG / "schema.yaml"
 REGISTRY_PATH = REPO_CONFIG / "tasks.yaml"
+ALGOS = ("ppo", "sac", "td3")
+OFF_POLICY = ("sac", "td3")  # replay-buffer algorithms: a replay stream, target networks
 
 # The original's VecNormalize wrapper; gamma stays 0.99 whatever the algorithm's gamma (docs/reference.md §1.2).
 VEC_NORMALIZE = {
@@ -416,13 +418,13 @@ def _grid_problems(config, run, where, algo, total, settings) -> Iterable[str]:
     if algo == "ppo" and hyper["batch_size"] > hyper["n_steps"]:
         batch, n_steps = hyper["batch_size"], hyper["n_steps"]
         yield f"config key '{where}.hyperparameters.ppo.batch_size': {batch} exceeds n_steps {n_steps}"
-    if algo == "sac":
+    if algo in OFF_POLICY:
         steps = grid_of(total, grid)
         widest = max(b - a for a, b in itertools.pairwise(steps))
         if widest > hyper["buffer_size"]:
             yield (
-                f"config key '{origin}.interval': checkpoints {widest} steps apart exceed the SAC buffer_size "
-                f"{hyper['buffer_size']} of {where}; transitions would be lost between checkpoints"
+                f"config key '{origin}.interval': checkpoints {widest} steps apart exceed the {algo.upper()} "
+                f"buffer_size {hyper['buffer_size']} of {where}; transitions would be lost between checkpoints"
             )
 
 
@@ -562,6 +564,8 @@ def zip_header(path: str | Path) -> tuple[int, str | None]:
     module = policy.get("__module__", "") if isinstance(policy, dict) else ""
     if module.startswith("stable_baselines3.sac."):
         return steps, "sac"
+    if module.startswith("stable_baselines3.td3."):
+        return steps, "td3"
     if module.startswith("stable_baselines3.common.") and {"clip_range", "n_epochs"} <= set(data):
         return steps, "ppo"
     return steps, None
@@ -630,12 +634,14 @@ def _resolve_import(config: Mapping[str, Any], name: str) -> tuple[ImportSpec | 
     read = {algo for algo in algos.values() if algo is not None}
     algo = entry.get("algo")
     if len(read) > 1:
-        problems.append(f"config key '{where}.zips': PPO and SAC zips mixed; one import is one run")
+        problems.append(f"config key '{where}.zips': zips of different algorithms mixed; one import is one run")
     elif read and algo is not None and read != {algo}:
         problems.append(f"config key '{where}.algo': {algo!r}, but the zips hold {next(iter(read))} models")
     elif len(steps) == len(zips) and None in algos.values() and algo is None:
         unknown = next(path for path, found in algos.items() if found is None)
-        problems.append(f"config key '{where}.algo': cannot tell PPO from SAC from {unknown}; set algo (ppo or sac)")
+        problems.append(
+            f"config key '{where}.algo': cannot tell the algorithm from {unknown}; set algo (ppo, sac or td3)"
+        )
     algo = algo if algo is not None else next(iter(read), None)
     vecnormalize = None
     if "vecnormalize" in entry:
@@ -651,7 +657,7 @@ def _resolve_import(config: Mapping[str, Any], name: str) -> tuple[ImportSpec | 
         if not Path(replay).is_file():
             problems.append(f"config key '{where}.replay_buffer': no such file {replay!r} (relative to {Path.cwd()})")
         if algo == "ppo":
-            problems.append(f"config key '{where}.replay_buffer': a replay buffer only goes with SAC zips")
+            problems.append(f"config key '{where}.replay_buffer': a replay buffer only goes with SAC or TD3 zips")
     if problems:
         return None, problems
     task_label = task if task is not None else env_id

@@ -43,4 +43,12 @@ def parameter_counts(
         actor += last * action_dim + action_dim + (last * action_dim if sde else last * action_dim + action_dim)
         q, last = mlp_size(obs_dim + action_dim, arch)
         return {"actor": actor, "critic": policy.get("n_critics", 2) * (q + last + 1)}
-    raise ValueError(f"algo {algo!r}; expected ppo or sac")
+    if algo == "td3":  # a deterministic tanh head; no log-std
+        arch = policy.get("net_arch", [400, 300])
+        actor, last = mlp_size(obs_dim, arch)
+        q, q_last = mlp_size(obs_dim + action_dim, arch)
+        return {
+            "actor": actor + last * action_dim + action_dim,
+            "critic": policy.get("n_critics", 2) * (q + q_last + 1),
+        }
+    raise ValueError(f"algo {algo!r}; expected ppo, sac or td3")

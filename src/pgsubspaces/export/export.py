@@ -33,7 +33,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
-from pgsubspaces.config import RunSpec
+from pgsubspaces.config import OFF_POLICY, RunSpec
 from pgsubspaces.export import sb3_files
 from pgsubspaces.export.runfile import CheckpointData, write_run_file
 from pgsubspaces.train.agents import ACTIVATIONS, POLICIES, policy_kwargs
@@ -77,6 +77,19 @@ ZIP_HYPERPARAMETERS = {
         "use_sde",
         "sde_sample_freq",
     ),
+    "td3": (
+        "learning_rate",
+        "buffer_size",
+        "learning_starts",
+        "batch_size",
+        "tau",
+        "gamma",
+        "train_freq",
+        "gradient_steps",
+        "policy_delay",
+        "target_policy_noise",
+        "target_noise_clip",
+    ),
 }
 ZIP_POLICY_KEYS = ("net_arch", "activation_fn", "ortho_init", "log_std_init", "n_critics")
 
@@ -90,6 +103,7 @@ class ExportError(ValueError):
 REQUIRED_HYPERPARAMETERS = {
     "ppo": ("n_steps", "batch_size", "gamma", "gae_lambda", "clip_range", "ent_coef", "vf_coef"),
     "sac": ("batch_size", "gamma"),
+    "td3": ("batch_size", "gamma", "target_policy_noise", "target_noise_clip"),
 }
 
 
@@ -134,17 +148,21 @@ class ZipCheckpoint:
         if not isinstance(policy_class, type):
             raise ExportError(f"{self.path}: its policy_class did not unpickle to a class ({policy_class!r})")
         if issubclass(policy_class, TD3Policy):
-            raise ExportError(f"{self.path}: a TD3 model; only PPO and SAC zips can be exported")
-        if issubclass(policy_class, SACPolicy):
+            self.algo = "td3"
+        elif issubclass(policy_class, SACPolicy):
             self.algo = "sac"
         elif "clip_range" in data:
             self.algo = "ppo"
         else:
-            raise ExportError(f"{self.path}: {policy_class.__name__} of an unsupported algorithm; expected PPO or SAC")
+            raise ExportError(
+                f"{self.path}: {policy_class.__name__} of an unsupported algorithm; expected PPO, SAC or TD3"
+            )
         self.observation_space, self.action_space = data["observation_space"], data["action_space"]
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ExportError(f"{self.path}: 'action_space' is {type(self.action_space).__name__}; only Box spaces")
-        kwargs = {"use_sde": data.get("use_sde", False), **data.get("policy_kwargs", {})}  # SAC keeps use_sde in both
+        kwargs = dict(data.get("policy_kwargs", {}))
+        if self.algo != "td3":  # SAC keeps use_sde in both; TD3 has no gSDE
+            kwargs = {"use_sde": data.get("use_sde", False), **kwargs}
         self.policy = policy_class(self.observation_space, self.action_space, lambda _: 0.0, **kwargs)
         self.policy.load_state_dict(params["policy"])
         self.n_updates = int(data.get("_n_updates", 0))
@@ -177,8 +195,9 @@ class ZipCheckpoint:
         except (TypeError, ValueError) as error:
             raise ExportError(f"{self.path}: a field of 'data' has an unexpected value ({error})") from None
         self.data, self.variables = zipped.data, zipped.variables
-        kwargs = self._policy_kwargs_config()
-        kwargs = {"use_sde": bool(use_sde), **policy_kwargs(kwargs)}
+        kwargs = policy_kwargs(self._policy_kwargs_config())
+        if self.algo != "td3":  # TD3 has no gSDE
+            kwargs = {"use_sde": bool(use_sde), **kwargs}
         try:
             self.policy = POLICIES[self.algo](self.observation_space, self.action_space, lambda _: 0.0, **kwargs)
         except Exception as error:
@@ -447,7 +466,7 @@ def export_run(run_dir: Path, out: Path, *, trust: bool = False) -> None:
                 f"{folder / 'model.zip'}: num_timesteps {zips[-1].step} differs from its folder's step {step}"
             )
     replay = None
-    if spec.algo == "sac":
+    if spec.algo in OFF_POLICY:
         replay = read_chunks(run_dir, "replay.npz", steps)
         end = int(checkpoints[-1].attrs["replay_end"])
         if len(replay["rewards"]) != end:
@@ -549,8 +568,8 @@ def export_models(
         _check_env_shapes(zips[-1], env_id, spaces or fallback())
     stats = [vec_normalize_stats(vecnormalize[i], trust=trust) for i in order] if vecnormalize else [None] * len(zips)
     replay = replay_stream_from_buffer(replay_buffer, trust=trust) if replay_buffer else None
-    if replay is not None and zips[-1].algo != "sac":
-        raise ExportError(f"{replay_buffer}: a replay buffer only goes with SAC zips")
+    if replay is not None and zips[-1].algo not in OFF_POLICY:
+        raise ExportError(f"{replay_buffer}: a replay buffer only goes with SAC or TD3 zips")
     checkpoints = []
     for index, (checkpoint, vn) in enumerate(zip(zips, stats)):
         extra = {"replay_end": len(replay["rewards"])} if replay is not None and index == len(zips) - 1 else {}

@@ -37,7 +37,8 @@ class CheckpointData:
 
     Attributes:
         step: env steps taken when the checkpoint was saved.
-        vectors: ``actor``, ``critic`` and (SAC) ``critic_target`` flat float32 vectors.
+        vectors: flat float32 vectors: ``actor``, ``critic``; SAC ``critic_target``; TD3 ``actor_target`` and
+            ``critic_target``.
         attrs: scalars: n_updates; SAC: log_ent_coef, ent_coef, target_entropy, replay_end.
         vec_normalize: VecNormalize statistics and settings, or None.
     """
@@ -72,7 +73,7 @@ def write_run_file(
         config: JSON-serialisable settings stored as JSON strings in ``/config`` attributes
             (hyperparameters, policy, vec_normalize, spec, versions, ...).
         curves: ``<table>/<column>`` -> array, as ``LearningCurves.arrays()``.
-        replay: SAC transition stream (REPLAY_FIELDS), plus the scalar ``buffer_size``.
+        replay: off-policy (SAC, TD3) transition stream (REPLAY_FIELDS), plus the scalar ``buffer_size``.
     """
     with h5io.write_h5(path) as f:
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION})
@@ -236,7 +237,9 @@ class RunFile:
         """
         attrs = self.checkpoint_attrs(step)
         if "replay_end" not in attrs:
-            raise RunFileError(f"{self.path}: checkpoint {step} has no 'replay_end' (not a SAC run with a stream)")
+            raise RunFileError(
+                f"{self.path}: checkpoint {step} has no 'replay_end' (not an off-policy run with a stream)"
+            )
         end = int(attrs["replay_end"])
         group = self._get("replay")
         start = max(0, end - int(group.attrs["buffer_size"]))

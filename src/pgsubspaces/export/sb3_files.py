@@ -111,21 +111,19 @@ def is_serialized(value: Any) -> bool:
 
 
 def algorithm(zipped: ZipData) -> str:
-    """``ppo`` or ``sac`` from the data keys and the state dict; TD3 and others refused by name."""
+    """``ppo``, ``sac`` or ``td3`` from the data keys and the state dict; others refused by name."""
     data, keys = zipped.data, set(zipped.params)
     prefixes = {key.split(".")[0] for key in keys}
     module = data.get("policy_class", {}).get("__module__", "?") if isinstance(data.get("policy_class"), dict) else "?"
-    if "policy_delay" in data or "actor_target" in prefixes or module.startswith("stable_baselines3.td3"):
-        raise SB3FileError(
-            f"{zipped.path}: a TD3 model (policy class from {module}); only PPO and SAC zips can be exported"
-        )
+    if "policy_delay" in data and {"actor", "actor_target", "critic", "critic_target"} <= prefixes:
+        return "td3"
     if "target_entropy" in data and {"actor", "critic", "critic_target"} <= prefixes:
         return "sac"
     if "clip_range" in data and {"mlp_extractor", "action_net", "value_net"} <= prefixes:
         return "ppo"
     raise SB3FileError(
         f"{zipped.path}: a model of an unsupported algorithm (policy class from {module}, "
-        f"parameters {sorted(prefixes)}); expected PPO or SAC"
+        f"parameters {sorted(prefixes)}); expected PPO, SAC or TD3"
     )
 
 
@@ -138,7 +136,7 @@ def box_space(zipped: ZipData, key: str) -> gym.spaces.Box:
     if kind not in BOX_TYPES:
         raise SB3FileError(
             f"{zipped.path}: '{key}' is {kind}; only continuous (Box) spaces can be analysed"
-            + (" (PPO and SAC need a Box action space)" if key == "action_space" else "")
+            + (" (PPO, SAC and TD3 need a Box action space)" if key == "action_space" else "")
         )
     fields = zipped.fields(key)
     try:

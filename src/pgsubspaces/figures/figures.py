@@ -85,7 +85,7 @@ class Tables:
 
     def algos(self, names: tuple[str, ...] = ("curves", "fractions")) -> list[str]:
         found = self._values("algo", names)
-        return [a for a in ("ppo", "sac") if a in found]
+        return [a for a in ALGO_LABELS if a in found]
 
 
 # columns the figures read beyond the identity (docs/tables.md)
@@ -442,7 +442,8 @@ def _sweep_long(sweep: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per (configuration, algorithm, network), ordered so, with the metric as ``value`` and an x
     ``label`` ("PPO\\nactor")."""
     frames = []
-    for algo, label in ALGO_LABELS.items():
+    for algo in SWEEP_ALGOS:
+        label = ALGO_LABELS[algo]
         for net in ("actor", "critic") if metric != "max_return" else ("",):
             rows = sweep[sweep.algo == algo]
             value = rows[f"{metric}_{net}" if net else metric]
@@ -595,6 +596,8 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
     "fig6_fraction_sac": (fraction_by_k, {"algo": "sac"}),
     "fig7_overlap_ppo": (overlap_by_k, {"algo": "ppo"}),
     "fig8_overlap_sac": (overlap_by_k, {"algo": "sac"}),
+    "fraction_td3": (fraction_by_k, {"algo": "td3"}),
+    "overlap_td3": (overlap_by_k, {"algo": "td3"}),
     "fig9_sweep_returns": (sweep_violins, {"metric": "max_return"}),
     "fig10_sweep_fraction": (sweep_violins, {"metric": "fraction"}),
     "fig11_sweep_overlap": (sweep_violins, {"metric": "overlap"}),
@@ -613,8 +616,11 @@ IMPORT_FIGURES = (
     "fig6_fraction_sac",
     "fig7_overlap_ppo",
     "fig8_overlap_sac",
+    "fraction_td3",
+    "overlap_td3",
     "fig12_overlap_entire",
 )
+SWEEP_ALGOS = ("ppo", "sac")  # the paper's sweep spaces (pgsubspaces.sweep.SPACES)
 
 
 MARKS = (
@@ -640,6 +646,10 @@ CAPTIONS = {
     "the largest k)." + MARKS,
     "fig7_overlap_ppo": "Fig. 7: PPO subspace overlap from t1 for several k (chance line: the largest k)." + MARKS,
     "fig8_overlap_sac": "Fig. 8: SAC subspace overlap from t1 for several k (chance line: the largest k)." + MARKS,
+    "fraction_td3": "As Fig. 5, for TD3 (not in the paper): gradient subspace fraction through training for "
+    "several k (chance line: the largest k)." + MARKS,
+    "overlap_td3": "As Fig. 7, for TD3 (not in the paper): subspace overlap from t1 for several k (chance line: "
+    "the largest k)." + MARKS,
     "fig12_overlap_entire": "Fig. 12: subspace overlap with the first checkpoint after initialisation, over the "
     "entire training, one panel per algorithm." + MARKS,
     "fig9_sweep_returns": "Fig. 9: the maximum smoothed evaluation return of random hyperparameter configurations "

@@ -12,8 +12,8 @@ TEXT_WIDTH_IN = 5.5
 GOLDEN = 0.618
 PHASE_COLORS = {"initial": "#648FFF", "training": "#785EF0", "convergence": "#DC267F"}
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-ALGO_COLORS = {"ppo": OKABE_ITO[0], "sac": OKABE_ITO[3]}
-ALGO_LABELS = {"ppo": "PPO", "sac": "SAC"}
+ALGO_COLORS = {"ppo": OKABE_ITO[0], "sac": OKABE_ITO[3], "td3": OKABE_ITO[2]}
+ALGO_LABELS = {"ppo": "PPO", "sac": "SAC", "td3": "TD3"}
 NET_LABELS = {"actor": "actor", "critic": "critic", "combined": "combined"}
 # the chance level k/n: thin, grey, dashed, under the data
 CHANCE = {"color": "0.35", "linestyle": (0, (3, 2)), "linewidth": 0.7, "zorder": 1.5}

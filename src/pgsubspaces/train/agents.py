@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
+from pgsubspaces.config import OFF_POLICY  # noqa: F401 (re-exported beside the registry)
+
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
 POLICIES: dict[str, type[BasePolicy]] = {"ppo": ActorCriticPolicy, "sac": SACPolicy, "td3": TD3Policy}
-OFF_POLICY = ("sac", "td3")  # replay-buffer algorithms: a replay stream, target critics
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -47,6 +50,16 @@ def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def action_noise(setting: dict[str, Any] | None, action_space: gym.spaces.Box) -> ActionNoise | None:
+    """TD3's exploration noise from its config form ``{type: normal, std: s}`` (None: none)."""
+    if setting is None:
+        return None
+    if setting["type"] != "normal":
+        raise ValueError(f"action_noise type {setting['type']!r}; expected 'normal'")
+    dims = action_space.shape[0]
+    return NormalActionNoise(np.zeros(dims), np.full(dims, float(setting["std"])))
+
+
 def new_agent(
     algo: str,
     env: VecEnv,
@@ -56,6 +69,9 @@ def new_agent(
     device: str = "auto",
 ) -> BaseAlgorithm:
     """A freshly initialised agent; ``seed`` seeds python, numpy, torch and the env (SB3's ``seed=``)."""
+    hyperparameters = dict(hyperparameters)
+    if "action_noise" in hyperparameters:
+        hyperparameters["action_noise"] = action_noise(hyperparameters["action_noise"], env.action_space)
     return algorithm_class(algo)(
         "MlpPolicy",
         env,

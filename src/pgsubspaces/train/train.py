@@ -19,9 +19,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from pgsubspaces import atomic
-from pgsubspaces.config import RunSpec
+from pgsubspaces.config import OFF_POLICY, RunSpec
 from pgsubspaces.faults import diverge_if_injected, kill_if_injected
-from pgsubspaces.train.agents import algorithm_class, new_agent
+from pgsubspaces.train.agents import action_noise, algorithm_class, new_agent
 from pgsubspaces.train.callbacks import (
     ActorPathRecorder,
     Checkpointer,
@@ -70,7 +70,7 @@ def check_spec(run_dir: Path, spec: RunSpec) -> None:
 
 def _fresh(spec: RunSpec, venv: VecEnv, device: str) -> Session:
     model = new_agent(spec.algo, venv, spec.hyperparameters, spec.policy, spec.seed, device)
-    stream = ReplayStream() if spec.algo == "sac" else None
+    stream = ReplayStream() if spec.algo in OFF_POLICY else None
     return Session(model, 0, LearningCurves(), stream, 0, [])
 
 
@@ -81,9 +81,11 @@ def _resume(spec: RunSpec, run_dir: Path, step: int, device: str) -> Session:
         venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), venv)
     model = algorithm_class(spec.algo).load(folder / "model.zip", env=venv, device=device)
     model.set_random_seed(spec.seed + step)  # a resumed session draws fresh, reproducible randomness
+    if "action_noise" in spec.hyperparameters:  # rebuilt from the spec, not from the zip's pickle
+        model.action_noise = action_noise(spec.hyperparameters["action_noise"], venv.action_space)
     state = read_state(run_dir, step)
     stream = None
-    if spec.algo == "sac":
+    if spec.algo in OFF_POLICY:
         steps = [s for s in completed_steps(run_dir) if s <= step]
         transitions = read_chunks(run_dir, "replay.npz", steps)
         if transitions:
