@@ -109,7 +109,7 @@ def test_ppo_minibatch_set_is_one_rollout_of_n_steps_split_at_batch_size(tiny_ru
     assert len(set(found[found >= 0].tolist())) == (found >= 0).sum()
 
 
-OFF_POLICY_RUNS = ["sac"]
+OFF_POLICY_RUNS = ["sac", "td3"]
 
 
 def assert_pendulum_transitions(transitions: dict, episode_ends: list[int]) -> None:
@@ -179,3 +179,11 @@ def test_off_policy_step_0_collects_fresh_transitions_random_for_learning_starts
     # then TD3 takes its actor's action exactly (no exploration noise), SAC samples around its mean
     assert off_policy[start:].mean() == (0.0 if algo == "td3" else pytest.approx(1.0, abs=0.05))
     assert precise["actions"][:start].std() > 0.5  # uniform on [-1, 1]: std 0.58
+
+
+def test_td3_data_refuses_the_original_variant(tiny_runs, tmp_path):
+    """The paper-era code had no TD3 (docs/reference.md §3.3): no 'original' TD3 data, and no file."""
+    run_path, _, step = tiny_runs["td3"]
+    with pytest.raises(ValueError, match="'original' is not defined for td3"):
+        make_data(run_path, step, tmp_path / "data.h5", AnalysisSpec.from_settings({"variant": "original"}))
+    assert not (tmp_path / "data.h5").exists()

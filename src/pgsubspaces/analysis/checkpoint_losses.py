@@ -20,8 +20,8 @@ from pgsubspaces import h5io
 from pgsubspaces.analysis.data import FORMAT as DATA_FORMAT
 from pgsubspaces.analysis.data import FORMAT_VERSION as DATA_VERSION
 from pgsubspaces.analysis.losses import FlatLoss, make_loss
+from pgsubspaces.config import OFF_POLICY
 from pgsubspaces.export.runfile import RunFile, RunFileError, build_policy
-from pgsubspaces.train.agents import OFF_POLICY
 
 DTYPES = {"float32": th.float32, "float64": th.float64}
 CPU_GRAPH_BUDGET_GB = 0.3  # keeps an N = 1e6 PPO actor solve under 1.5 GB on a laptop (README benchmark)

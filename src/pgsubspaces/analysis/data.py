@@ -36,9 +36,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from pgsubspaces import h5io
 from pgsubspaces.analysis.losses import check_variant
-from pgsubspaces.config import AnalysisSpec, sample_seed
+from pgsubspaces.config import OFF_POLICY, AnalysisSpec, sample_seed
 from pgsubspaces.export.runfile import RunFile, RunFileError, build_policy
-from pgsubspaces.train.agents import OFF_POLICY, new_agent
+from pgsubspaces.train.agents import new_agent
 from pgsubspaces.train.checkpoints import REPLAY_FIELDS
 from pgsubspaces.train.envs import make_vec_env
 
