@@ -103,7 +103,7 @@ class BufferSnapshots(BaseCallback):
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
-    """Small real checkpoints: PPO and SAC trained briefly on Pendulum with tiny networks, exported, with
+    """Small real checkpoints: PPO, SAC and TD3 trained briefly on Pendulum with tiny networks, exported, with
     their analysis data at the last checkpoint. algo -> (run file, data file, step)."""
     import dataclasses
 
@@ -117,6 +117,9 @@ def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
     th.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny")
     specs = run_specs(validate_config(load_config(REPO / "config" / "smoke.yaml")))
+    specs |= run_specs(
+        validate_config(load_config(REPO / "config" / "smoke.yaml", REPO / "tests" / "configs" / "td3.yaml"))
+    )
     settings = {
         "ppo": {
             "total_steps": 1024,
@@ -124,6 +127,7 @@ def tiny_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, int]]:
             "policy": {"net_arch": {"pi": [8, 8], "vf": [8, 8]}},
         },
         "sac": {"total_steps": 300, "checkpoint_steps": (0, 300), "policy": {"net_arch": [16, 16]}},
+        "td3": {"total_steps": 300, "checkpoint_steps": (0, 300), "policy": {"net_arch": [8, 8]}},  # action noise 0.1
     }
     out = {}
     for algo, changes in settings.items():

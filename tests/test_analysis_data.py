@@ -1,6 +1,8 @@
 """A PPO checkpoint's analysis data: exactly N precise samples, bootstrapped where episodes are cut (the time
-limit and the end of the set), and one n_steps rollout split at batch_size offsets. Rewards and the states
-after each step come from Pendulum's own dynamics applied to the stored observation and action."""
+limit and the end of the set), and one n_steps rollout split at batch_size offsets. Off-policy (SAC, TD3):
+the replay buffer at the checkpoint, or fresh transitions at step 0, with the losses' noise and the
+mini-batch draws. Rewards and the states after each step come from Pendulum's own dynamics applied to the
+stored observation and action."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import numpy as np
 import pytest
 import torch as th
 
-from pgsubspaces.analysis.data import PPO_FIELDS, make_data
+from pgsubspaces.analysis.checkpoint_losses import read_batches
+from pgsubspaces.analysis.data import NOISE_FIELDS, PPO_FIELDS, SAC_MINIBATCH_SAMPLES, make_data
 from pgsubspaces.config import AnalysisSpec
 from pgsubspaces.export.runfile import RunFile, build_policy
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS
 
 EPISODE = 200  # Pendulum-v1's time limit
 
@@ -103,3 +107,83 @@ def test_ppo_minibatch_set_is_one_rollout_of_n_steps_split_at_batch_size(tiny_ru
     found = successors(minibatch["observations"], next_obs)
     assert (found < 0).sum() == n_steps // EPISODE + 1
     assert len(set(found[found >= 0].tolist())) == (found >= 0).sum()
+
+
+OFF_POLICY_RUNS = ["sac", "td3"]
+
+
+def assert_pendulum_transitions(transitions: dict, episode_ends: list[int]) -> None:
+    """Rewards and next states follow from Pendulum's dynamics (buffer actions are scaled to [-1, 1], the
+    env's are twice that); episodes end at the time limit only, as truncations."""
+    rewards, next_obs = pendulum_steps(transitions["observations"], 2.0 * transitions["actions"])
+    np.testing.assert_allclose(transitions["rewards"], rewards, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(transitions["next_observations"], next_obs, rtol=1e-5, atol=1e-5)
+    assert np.flatnonzero(transitions["dones"]).tolist() == episode_ends
+    assert np.flatnonzero(transitions["timeouts"]).tolist() == episode_ends
+
+
+def assert_noise_and_draws(batches, n: int, algo: str, batch_size: int) -> None:
+    """Standard-normal noise of the algorithm's losses only; mini-batches are rows of the precise set."""
+    noise = NOISE_FIELDS[algo]
+    assert sorted(batches.precise) == sorted((*REPLAY_FIELDS, *noise))
+    assert sorted(batches.minibatch) == sorted((*REPLAY_FIELDS, *noise))
+    draws = SAC_MINIBATCH_SAMPLES // batch_size * batch_size
+    assert batches.offsets.tolist() == list(range(0, draws + 1, batch_size))
+    for key in noise:
+        for values, rows in ((batches.precise[key], n), (batches.minibatch[key], draws)):
+            assert values.shape == (rows, 1) and values.dtype == np.float32
+            assert abs(values.mean()) < 4 / np.sqrt(rows) and abs(values.std() - 1) < 4 / np.sqrt(rows)
+    if len(noise) == 2:  # SAC's two noises are independent draws
+        assert (
+            abs(np.corrcoef(batches.precise["actor_noise"][:, 0], batches.precise["target_noise"][:, 0])[0, 1]) < 0.25
+        )
+    # each mini-batch row is a precise row (its transition fields); the draws cover most of the set
+    rows = successors(batches.precise["observations"], batches.minibatch["observations"])
+    assert np.all(rows >= 0)
+    for field in REPLAY_FIELDS:
+        np.testing.assert_array_equal(batches.minibatch[field], batches.precise[field][rows])
+    assert len(set(rows.tolist())) > 0.9 * n * (1 - np.exp(-draws / n))
+
+
+@pytest.mark.parametrize("algo", OFF_POLICY_RUNS)
+def test_off_policy_precise_set_is_the_replay_buffer_at_the_checkpoint(tiny_runs, algo):
+    run_path, data_path, step = tiny_runs[algo]
+    with RunFile(run_path) as run, h5py.File(data_path) as f:
+        batches = read_batches(run, data_path)
+        hyper = run.config("hyperparameters")
+        source = dict(f["precise"].attrs)
+        assert "transitions" not in f["precise"]
+    # T - 1 transitions at step T (SB3 checkpoints before storing step T's, docs/reference.md §4.3)
+    assert step == 300 and source == {"kind": "replay", "replay_start": 0, "replay_end": 299}
+    assert len(batches.precise["rewards"]) == 299
+    assert_pendulum_transitions(batches.precise, [199])
+    assert_noise_and_draws(batches, 299, algo, hyper["batch_size"])
+
+
+@pytest.mark.parametrize("algo", OFF_POLICY_RUNS)
+def test_off_policy_step_0_collects_fresh_transitions_random_for_learning_starts(tiny_runs, tmp_path, algo):
+    run_path = tiny_runs[algo][0]
+    make_data(run_path, 0, tmp_path / "data.h5", AnalysisSpec.from_settings({"sac_fresh_samples": 300}))
+    with RunFile(run_path) as run, h5py.File(tmp_path / "data.h5") as f:
+        batches = read_batches(run, tmp_path / "data.h5")
+        hyper, policy = run.config("hyperparameters"), build_policy(run, 0)
+        assert dict(f["precise"].attrs) == {"kind": "collected"}
+    precise, start = batches.precise, hyper["learning_starts"]
+    assert start == 100 and len(precise["rewards"]) == 300
+    assert_pendulum_transitions(precise, [199])
+    assert_noise_and_draws(batches, 300, algo, hyper["batch_size"])
+    with th.no_grad():  # the step-0 actor's deterministic action (SAC: tanh of its mean)
+        mean = policy._predict(th.as_tensor(precise["observations"]), deterministic=True).numpy()
+    off_policy = np.abs(precise["actions"] - mean).max(axis=1) > 1e-3
+    assert off_policy[:start].mean() > 0.95  # the first learning_starts are uniformly random
+    # then TD3 takes its actor's action exactly (no exploration noise), SAC samples around its mean
+    assert off_policy[start:].mean() == (0.0 if algo == "td3" else pytest.approx(1.0, abs=0.05))
+    assert precise["actions"][:start].std() > 0.5  # uniform on [-1, 1]: std 0.58
+
+
+def test_td3_data_refuses_the_original_variant(tiny_runs, tmp_path):
+    """The paper-era code had no TD3 (docs/reference.md §3.3): no 'original' TD3 data, and no file."""
+    run_path, _, step = tiny_runs["td3"]
+    with pytest.raises(ValueError, match="'original' is not defined for td3"):
+        make_data(run_path, step, tmp_path / "data.h5", AnalysisSpec.from_settings({"variant": "original"}))
+    assert not (tmp_path / "data.h5").exists()

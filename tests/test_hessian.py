@@ -10,6 +10,7 @@ import pytest
 import torch as th
 
 from pgsubspaces.analysis.checkpoint_losses import checkpoint_loss, read_batches, to_tensors
+from pgsubspaces.analysis.eigensolvers import lanczos
 from pgsubspaces.analysis.hessian import HessianOperator
 from pgsubspaces.export.runfile import RunFile
 
@@ -21,7 +22,7 @@ def real_loss(tiny_runs, algo, net, dtype=th.float64):
         return checkpoint_loss(run, step, net, to_tensors(precise, "cpu", dtype), "corrected", "cpu", dtype)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
 @pytest.mark.parametrize("net", ["actor", "critic"])
 def test_chunked_products_equal_the_unchunked_one(tiny_runs, algo, net):
     loss = real_loss(tiny_runs, algo, net)
@@ -41,13 +42,41 @@ def test_chunked_products_equal_the_unchunked_one(tiny_runs, algo, net):
     assert HessianOperator(loss, theta, chunk_size=128, memory_budget=0.0).cached_chunks == 0
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
 def test_dense_hessian_equals_torch_func_hessian(tiny_runs, algo):
     loss = real_loss(tiny_runs, algo, "actor")
     theta = loss.theta0()
     explicit = th.func.hessian(loss.loss)(theta)
     dense = HessianOperator(loss, theta, chunk_size=300).dense(block=64)
     np.testing.assert_allclose(dense.numpy(), explicit.numpy(), rtol=1e-7, atol=1e-10 * float(explicit.abs().max()))
+
+
+@pytest.mark.parametrize("net", ["actor", "critic"])
+def test_td3_dense_hessian_and_lanczos_eigenpairs_equal_the_explicit_hessian(tiny_runs, net):
+    """TD3's losses (SB3's, docs/reference.md §3.3) on a real [8, 8] checkpoint: the chunked operator's dense
+    Hessian is torch.func.hessian's, and Lanczos finds eigh's top eigenpairs."""
+    loss = real_loss(tiny_runs, "td3", net)
+    theta = loss.theta0()
+    assert theta.numel() == {"actor": 113, "critic": 242}[net]
+    explicit = th.func.hessian(loss.loss)(theta)
+    operator = HessianOperator(loss, theta, chunk_size=128)  # three chunks, the last one short
+    dense = operator.dense(block=64)
+    scale = float(explicit.abs().max())
+    assert scale > 0
+    np.testing.assert_allclose(dense.numpy(), explicit.numpy(), rtol=1e-7, atol=1e-10 * scale)
+    if net == "critic":  # the two Q-networks' losses are separate: no coupling between their parameters
+        half = theta.numel() // 2
+        assert float(explicit[:half, half:].abs().max()) == 0.0 and float(explicit[:half, :half].abs().max()) > 0
+    values, vectors = np.linalg.eigh(explicit.numpy())
+    values, vectors = values[::-1], vectors[:, ::-1]
+    k = 5
+    result = lanczos(operator.matvec, operator.n, k, 1e-8, th.float64, "cpu", subspace_tol=0.1, guard=5, seed=0)
+    np.testing.assert_allclose(result.eigenvalues, values[:k], rtol=1e-6, atol=1e-8 * abs(values[0]))
+    gaps = np.minimum(np.abs(np.diff(values[: k + 1])), np.abs(np.diff(values[:k], prepend=np.inf)))
+    separated = gaps > 1e-3 * abs(values[0])
+    assert separated.sum() >= 3, values[: k + 1]
+    cosines = np.abs(vectors[:, :k].T @ result.eigenvectors.numpy()).diagonal()
+    assert np.all(cosines[separated] >= 0.9999), cosines
 
 
 def test_float32_products_track_float64(tiny_runs):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.noise import NormalActionNoise
 from torch.distributions.utils import _standard_normal
 
-from pgsubspaces.analysis.losses import VARIANTS, make_loss, sac_targets
+from pgsubspaces.analysis.losses import VARIANTS, make_loss, sac_targets, td3_targets
 from pgsubspaces.train.agents import new_policy
 from pgsubspaces.train.envs import make_vec_env
 from pgsubspaces.train.parameters import split_parameters
@@ -246,3 +249,122 @@ def test_sac_critic_with_a_terminated_and_a_truncated_transition_equals_sb3(
     assert_gradients_equal(gradients[variant], theirs, name=variant)
     other = gradients[VARIANTS[1 - VARIANTS.index(variant)]]  # one target apart: far outside the tolerance
     assert th.linalg.vector_norm(other - theirs) > 1e-2 * th.linalg.vector_norm(theirs)  # measured 0.24
+
+
+TD3_HYPER = {
+    "learning_starts": 100,
+    "batch_size": 64,
+    "buffer_size": 1000,
+    "gamma": 0.97,
+    "target_policy_noise": 0.4,  # sigma eps beyond the clip for |eps| > 1.25: the clip is exercised
+    "target_noise_clip": 0.5,
+}
+TD3_POLICY = {"net_arch": [32, 32]}
+
+
+@pytest.fixture(scope="module")
+def trained_td3():
+    """A briefly trained TD3 on Pendulum (exploration noise 0.1 as rl-zoo's): its policy state and replay buffer."""
+    venv = make_vec_env("Pendulum-v1")
+    noise = NormalActionNoise(np.zeros(1), 0.1 * np.ones(1))
+    model = TD3("MlpPolicy", venv, policy_kwargs=TD3_POLICY, seed=0, device="cpu", action_noise=noise, **TD3_HYPER)
+    model.learn(400)
+    return model.policy.state_dict(), model.replay_buffer
+
+
+def td3_model(trained, buffer: ReplayBuffer | None = None):
+    """A TD3 carrying the trained parameters, whose next ``train`` step updates the actor too (policy_delay
+    2) and whose optimizers only record the gradients."""
+    state, trained_buffer = trained
+    model = TD3("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs=TD3_POLICY, seed=0, device="cpu", **TD3_HYPER)
+    model.policy.load_state_dict(state)
+    model.replay_buffer = buffer or trained_buffer
+    model.set_logger(Logger(None, []))
+    model._n_updates = 1  # train() counts this step as update 2: 2 % policy_delay == 0, the actor is updated
+    grads: dict = {}
+    capture_gradients(model.actor.optimizer, grads)
+    capture_gradients(model.critic.optimizer, grads)
+    return model, grads
+
+
+def td3_copy(snapshot, model):
+    copy = new_policy("td3", model.observation_space, model.action_space, TD3_HYPER, TD3_POLICY)
+    copy.load_state_dict(snapshot.state_dict())
+    return copy
+
+
+def test_td3_gradients_equal_sb3_training(trained_td3):
+    model, grads = td3_model(trained_td3)
+    th.manual_seed(5)
+    data = model.replay_buffer.sample(64)
+    model.replay_buffer.sample = lambda *a, **k: data
+    snapshot = clone_policy("td3", model, TD3_HYPER, TD3_POLICY)  # before the step's Polyak update
+    th.manual_seed(123)
+    model.train(gradient_steps=1, batch_size=64)
+    th.manual_seed(123)  # SB3's only draw: the smoothing noise, normal_(0, sigma) in the actions' shape
+    target_noise = th.empty((64, 1)).normal_()
+    assert th.any(0.4 * target_noise.abs() > 0.5)
+    batch = {
+        "observations": data.observations,
+        "actions": data.actions,
+        "next_observations": data.next_observations,
+        "rewards": data.rewards.flatten(),
+        "dones": data.dones.flatten(),  # SB3 already masked the timeouts
+        "timeouts": th.zeros(64),
+        "target_noise": target_noise,
+    }
+    assert data.dones.sum() < 64
+    for net in ("actor", "critic"):
+        ours = our_gradient(make_loss("td3", net, td3_copy(snapshot, model), batch, TD3_HYPER, "corrected"))
+        assert_gradients_equal(ours, sb3_gradient(model, "td3", net, grads), name=net)
+
+
+def test_td3_critic_with_a_terminated_and_a_truncated_transition_equals_sb3(trained_td3, monkeypatch):
+    """Transition 0 terminated, transition 1 truncated (added through SB3's own ``add``, timeouts handled):
+    the target of the first is its reward, the second bootstraps."""
+    import stable_baselines3.td3.td3 as td3_module
+
+    n, trained_buffer = 32, trained_td3[1]
+    model, grads = td3_model(trained_td3)
+    buffer = ReplayBuffer(n, model.observation_space, model.action_space, device="cpu", n_envs=1)
+    fields = ("observations", "next_observations", "actions", "rewards")
+    for i in range(n):
+        obs, next_obs, action, reward = (getattr(trained_buffer, field)[100 + i] for field in fields)
+        buffer.add(obs, next_obs, action, reward, np.array([i < 2]), [{"TimeLimit.truncated": i == 1}])
+    assert buffer.timeouts[:n, 0].tolist() == [0, 1] + [0] * (n - 2)
+    model.replay_buffer = buffer
+    buffer.sample = lambda batch_size, env=None: buffer._get_samples(np.arange(n), env)  # all, in order
+    targets = []
+    mse_loss = th.nn.functional.mse_loss
+
+    def recording_mse_loss(current, target):
+        targets.append(target.detach().flatten().clone())
+        return mse_loss(current, target)
+
+    monkeypatch.setattr(td3_module, "F", type("F", (), {"mse_loss": staticmethod(recording_mse_loss)}))
+    snapshot = clone_policy("td3", model, TD3_HYPER, TD3_POLICY)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=n)
+    th.manual_seed(7)
+    batch = {
+        "observations": th.as_tensor(buffer.observations[:n, 0]),
+        "actions": th.as_tensor(buffer.actions[:n, 0]),
+        "next_observations": th.as_tensor(buffer.next_observations[:n, 0]),
+        "rewards": th.as_tensor(buffer.rewards[:n, 0]),
+        "dones": th.as_tensor(buffer.dones[:n, 0]),  # raw episode ends, terminated and truncated alike
+        "timeouts": th.as_tensor([0.0, 1.0] + [0.0] * (n - 2)),  # as the run file stores them
+        "target_noise": th.empty((n, 1)).normal_(),
+    }
+    ours = td3_targets(td3_copy(snapshot, model), batch, 0.97, 0.4, 0.5)
+    np.testing.assert_allclose(ours.numpy(), targets[0].numpy(), rtol=1e-6, atol=1e-6)
+    assert ours[0] == batch["rewards"][0]
+    assert abs(float(ours[1] - batch["rewards"][1])) > 1.0  # the truncated transition really bootstraps
+    loss = make_loss("td3", "critic", td3_copy(snapshot, model), batch, TD3_HYPER, "corrected")
+    assert_gradients_equal(our_gradient(loss), sb3_gradient(model, "td3", "critic", grads), name="critic")
+
+
+def test_td3_refuses_the_original_variant():
+    model = TD3("MlpPolicy", make_vec_env("Pendulum-v1"), policy_kwargs={"net_arch": [4]}, device="cpu", buffer_size=10)
+    batch = {"observations": th.zeros(2, 3)}
+    with pytest.raises(ValueError, match="not defined for td3"):
+        make_loss("td3", "actor", clone_policy("td3", model, {}, {"net_arch": [4]}), batch, TD3_HYPER, "original")

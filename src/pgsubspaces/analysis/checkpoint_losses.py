@@ -20,6 +20,7 @@ from pgsubspaces import h5io
 from pgsubspaces.analysis.data import FORMAT as DATA_FORMAT
 from pgsubspaces.analysis.data import FORMAT_VERSION as DATA_VERSION
 from pgsubspaces.analysis.losses import FlatLoss, make_loss
+from pgsubspaces.config import OFF_POLICY
 from pgsubspaces.export.runfile import RunFile, RunFileError, build_policy
 
 DTYPES = {"float32": th.float32, "float64": th.float64}
@@ -28,11 +29,11 @@ CPU_GRAPH_BUDGET_GB = 0.3  # keeps an N = 1e6 PPO actor solve under 1.5 GB on a 
 
 @dataclasses.dataclass
 class Batches:
-    """The analysis samples of one checkpoint as numpy arrays (SAC: transitions joined with their noise).
+    """The analysis samples of one checkpoint as numpy arrays (SAC, TD3: transitions joined with their noise).
 
     Attributes:
         step: the checkpoint's env step.
-        precise: the precise set (PPO: fresh on-policy samples; SAC: the replay buffer or fresh transitions).
+        precise: the precise set (PPO: fresh on-policy samples; SAC, TD3: the replay buffer or fresh transitions).
         minibatch: the mini-batches, concatenated.
         offsets: mini-batch i is ``minibatch[offsets[i]:offsets[i + 1]]``.
         seed: the data file's seed (derived per checkpoint; the solvers' start vectors use it too).
@@ -69,11 +70,11 @@ def read_batches(run: RunFile, data_path: Path) -> Batches:
                 key: h5io.read(f, f"precise/transitions/{key}", data_path) for key in f["precise/transitions"]
             }
     offsets = minibatch.pop("batch_offsets")
-    if run.algo == "sac":
+    if run.algo in OFF_POLICY:
         transitions = transitions if transitions is not None else run.replay(step)
-        if source.get("kind") == "replay" and len(transitions["rewards"]) != len(precise["actor_noise"]):
+        if source.get("kind") == "replay" and len(transitions["rewards"]) != len(precise["target_noise"]):
             raise RunFileError(
-                f"{data_path}: noise for {len(precise['actor_noise'])} samples, replay has "
+                f"{data_path}: noise for {len(precise['target_noise'])} samples, replay has "
                 f"{len(transitions['rewards'])}: the data belongs to another run file"
             )
         indices = minibatch.pop("indices")
@@ -92,7 +93,8 @@ def to_tensors(batch: dict[str, np.ndarray], device, dtype: th.dtype) -> dict[st
 
 
 def loss_settings(run: RunFile, step: int) -> dict[str, Any]:
-    """The hyperparameters the losses need, with SAC's entropy coefficient at this checkpoint."""
+    """The hyperparameters the losses need, with SAC's entropy coefficient at this checkpoint (TD3's losses
+    need gamma, target_policy_noise and target_noise_clip, all hyperparameters)."""
     settings: dict[str, Any] = dict(run.config("hyperparameters"))
     if run.algo == "sac":
         settings["ent_coef_value"] = float(run.checkpoint_attrs(step)["ent_coef"])

@@ -9,10 +9,13 @@ statistics that adapt, as the original). The mini-batch set is one more rollout 
 split SB3-style into its batch size; ``variant="original"`` computes its GAE with SB3's defaults
 (lambda 1, gamma 0.99) as the original's buffer did (docs/reference.md §12 item 6).
 
-SAC: the precise set is the replay buffer at the checkpoint (a slice of the run file's stream; at step 0,
-where it is empty, fresh transitions of the step-0 policy, random for ``learning_starts``). Mini-batches
-are 2,048 // batch_size uniform draws of batch_size. The reparameterisation noise of the actor loss and of
-the critic target is drawn once and stored, so each loss is a fixed function of the parameters.
+SAC and TD3 (off-policy): the precise set is the replay buffer at the checkpoint (a slice of the run file's
+stream; at step 0, where it is empty, fresh transitions of the step-0 policy, random for
+``learning_starts``). Mini-batches are 2,048 // batch_size uniform draws of batch_size. The noise of the
+losses is drawn once and stored, so each loss is a fixed function of the parameters: SAC's
+reparameterisation noise of the actor loss and of the critic target, TD3's target smoothing noise (its
+actor is deterministic). TD3's exploration noise (``action_noise``) plays no part: the fresh transitions
+of step 0 are the deterministic actor's after the random ``learning_starts``.
 
 Every random choice (env seeds, actions, shuffles, draws, noise) comes from one seed per checkpoint,
 ``config.sample_seed(analysis seed, run seed, step)``, stored as the data file's ``seed`` attribute.
@@ -33,7 +36,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from pgsubspaces import h5io
 from pgsubspaces.analysis.losses import check_variant
-from pgsubspaces.config import AnalysisSpec, sample_seed
+from pgsubspaces.config import OFF_POLICY, AnalysisSpec, sample_seed
 from pgsubspaces.export.runfile import RunFile, RunFileError, build_policy
 from pgsubspaces.train.agents import new_agent
 from pgsubspaces.train.checkpoints import REPLAY_FIELDS
@@ -45,13 +48,15 @@ FORMAT = "pgsubspaces-data"
 FORMAT_VERSION = h5io.FORMATS[FORMAT]  # 2: checksummed (h5io)
 PPO_FIELDS = ("observations", "actions", "old_log_prob", "advantages", "returns", "old_values")
 SAC_MINIBATCH_SAMPLES = 2048  # the original's mini-batch Hessian size for SAC (matches default PPO's n_steps)
+NOISE_FIELDS = {"sac": ("actor_noise", "target_noise"), "td3": ("target_noise",)}  # standard normal, (n, act_dim)
 
 
 def _agent_at(run: RunFile, step: int, venv, seed: int):
     """An SB3 agent on ``venv`` carrying the checkpoint's parameters."""
-    hyper = {k: v for k, v in run.config("hyperparameters").items() if k != "buffer_size"}
-    if run.algo == "sac":
-        hyper["buffer_size"] = 1  # the analysis brings its own buffers
+    # the analysis brings its own buffers, and explores (step 0 only) with random actions, not action noise
+    hyper = {k: v for k, v in run.config("hyperparameters").items() if k not in ("buffer_size", "action_noise")}
+    if run.algo in OFF_POLICY:
+        hyper["buffer_size"] = 1
     agent = new_agent(run.algo, venv, hyper, run.config("policy"), seed=seed, device="cpu")
     agent.policy.load_state_dict(build_policy(run, step).state_dict())
     return agent
@@ -128,7 +133,8 @@ def _fresh_transitions(run: RunFile, step: int, n: int, seed: int) -> dict[str, 
     return {field: getattr(buffer, field)[:n, 0] for field in REPLAY_FIELDS}
 
 
-def sac_data(run: RunFile, step: int, fresh_samples: int, seed: int) -> dict[str, Any]:
+def off_policy_data(run: RunFile, step: int, fresh_samples: int, seed: int) -> dict[str, Any]:
+    """SAC's or TD3's analysis data: the replay buffer (or fresh transitions), draws and stored noise."""
     hyper = run.config("hyperparameters")
     end = int(run.checkpoint_attrs(step).get("replay_end", 0))
     if end == 0:
@@ -142,17 +148,14 @@ def sac_data(run: RunFile, step: int, fresh_samples: int, seed: int) -> dict[str
     rng = np.random.default_rng(seed)
     batch = int(hyper["batch_size"])
     indices = rng.integers(0, n, size=(SAC_MINIBATCH_SAMPLES // batch) * batch)
+    fields = NOISE_FIELDS[run.algo]
     return {
         "source": source,
         "transitions": transitions if source["kind"] == "collected" else None,
-        "precise": {
-            "actor_noise": rng.standard_normal((n, act_dim), dtype=np.float32),
-            "target_noise": rng.standard_normal((n, act_dim), dtype=np.float32),
-        },
+        "precise": {field: rng.standard_normal((n, act_dim), dtype=np.float32) for field in fields},
         "minibatch": {
             "indices": indices.astype(np.int64),
-            "actor_noise": rng.standard_normal((len(indices), act_dim), dtype=np.float32),
-            "target_noise": rng.standard_normal((len(indices), act_dim), dtype=np.float32),
+            **{field: rng.standard_normal((len(indices), act_dim), dtype=np.float32) for field in fields},
         },
         "batch_offsets": np.arange(0, len(indices) + 1, batch, dtype=np.int64),
     }
@@ -182,7 +185,7 @@ def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int
             for key, value in data[group].items():
                 h5io.create_dataset(f, f"{group}/{key}", value)
         h5io.create_dataset(f, "minibatch/batch_offsets", data["batch_offsets"])
-        if run.algo == "sac":
+        if run.algo in OFF_POLICY:
             f["precise"].attrs.update(data["source"])
             if data["transitions"] is not None:
                 for key, value in data["transitions"].items():
@@ -191,14 +194,14 @@ def write_data_file(path: Path, run: RunFile, step: int, variant: str, seed: int
 
 def make_data(run_path: Path, step: int, out: Path, spec: AnalysisSpec) -> None:
     """Write the analysis data of checkpoint ``step`` of a run file."""
-    check_variant(spec.variant)
     with RunFile(run_path) as run:
+        check_variant(spec.variant, run.algo)
         seed = sample_seed(spec.seed, int(run.attrs.get("seed", 0)), step)
         th.manual_seed(seed)
         if run.algo == "ppo":
             data = ppo_data(run, step, spec.ppo_samples, spec.variant, seed)
         else:
-            data = sac_data(run, step, spec.sac_fresh_samples, seed)
+            data = off_policy_data(run, step, spec.sac_fresh_samples, seed)
         write_data_file(out, run, step, spec.variant, seed, data)
     log.info("wrote analysis data of step %d to %s (seed %d)", step, out, seed)
 

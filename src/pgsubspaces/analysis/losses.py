@@ -1,4 +1,4 @@
-"""The actor and critic losses of PPO and SAC as functions of one network's flat parameter vector.
+"""The actor and critic losses of PPO, SAC and TD3 as functions of one network's flat parameter vector.
 
 Every loss is a mean over samples of a per-sample term, so the loss of a dataset is the size-weighted sum
 of its chunks' losses: that is what lets ``hessian.HessianOperator`` work chunk by chunk. All are losses to
@@ -11,6 +11,10 @@ be *minimised* (docs/reference.md §3):
   parameters held fixed. ``variant="original"`` reproduces the paper-era defect: Q without gradient.
 - SAC critic: 0.5 * sum_i mean((Q_i(s, a) - y)^2), y = r + gamma (1 - terminated) (min_i Qtarget_i(s', a') -
   alpha log pi(a'|s')) computed once. ``variant="original"`` treats truncations as terminations.
+- TD3 actor: -mean(Q_1(s, mu(s))), the critic's parameters held fixed (SB3's ``q1_forward``).
+- TD3 critic: sum_i mean((Q_i(s, a) - y)^2) (SB3's sum of MSEs: no 0.5), y = r + gamma (1 - terminated)
+  min_i Qtarget_i(s', clip(mu_target(s') + clip(sigma eps, -c, c), -1, 1)) computed once, eps stored noise.
+  TD3 has no paper-era code, so it has no ``variant="original"`` (refused, docs/reference.md §3.3).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch as th
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel, BasePolicy
 from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from pgsubspaces.train.parameters import ParameterLayout, layout_of, split_parameters
@@ -202,9 +207,50 @@ class SACCriticLoss(FlatLoss):
         return 0.5 * sum((q.flatten() - b["targets"]) ** 2 for q in qs)
 
 
-def check_variant(variant: str) -> str:
+class TD3ActorLoss(FlatLoss):
+    """-Q_1 at the deterministic action mu(s); batch key observations."""
+
+    def __init__(self, policy: TD3Policy, batch):
+        super().__init__(policy, "td3", "actor", batch)
+
+    def forward(self, b: dict[str, th.Tensor]) -> th.Tensor:
+        observations = b["observations"]
+        return -self.policy.critic.q1_forward(observations, self.policy.actor(observations)).flatten()
+
+
+def td3_targets(policy: TD3Policy, batch, gamma: float, target_policy_noise: float, target_noise_clip: float):
+    """y = r + gamma (1 - terminated) min_i Qtarget_i(s', a'), a' the target actor's smoothed action, shape
+    (n,), no gradient. ``target_noise`` is the standard-normal eps before scaling by sigma and clipping;
+    ``terminated`` = dones without timeouts (SB3's buffer with ``handle_timeout_termination``)."""
+    terminated = batch["dones"].float() * (1 - batch["timeouts"].float())
+    take_over(policy)
+    with th.no_grad():
+        noise = (target_policy_noise * batch["target_noise"]).clamp(-target_noise_clip, target_noise_clip)
+        next_actions = (policy.actor_target(batch["next_observations"]) + noise).clamp(-1, 1)
+        next_q = th.min(th.cat(policy.critic_target(batch["next_observations"], next_actions), dim=1), dim=1).values
+        return batch["rewards"] + (1 - terminated) * gamma * next_q
+
+
+class TD3CriticLoss(FlatLoss):
+    """Sum over both Q-networks of the squared TD error; batch keys observations, actions, targets."""
+
+    def __init__(self, policy: TD3Policy, batch):
+        super().__init__(policy, "td3", "critic", batch)
+
+    def forward(self, b: dict[str, th.Tensor]) -> th.Tensor:
+        qs = self.policy.critic(b["observations"], b["actions"])
+        return sum((q.flatten() - b["targets"]) ** 2 for q in qs)
+
+
+def check_variant(variant: str, algo: str | None = None) -> str:
+    """``variant`` if known (and, given ``algo``, defined for it: TD3 has no paper-era "original")."""
     if variant not in VARIANTS:
         raise ValueError(f"loss variant {variant!r}; expected one of {VARIANTS}")
+    if algo == "td3" and variant == "original":
+        raise ValueError(
+            "loss variant 'original' is not defined for td3: the paper-era code had no TD3 (docs/reference.md "
+            "§3.3); analyse TD3 runs with variant 'corrected'"
+        )
     return variant
 
 
@@ -214,15 +260,28 @@ def make_loss(
     """The loss of ``net`` ('actor' or 'critic') for a batch of analysis data.
 
     Args:
-        settings: hyperparameters (clip_range, ent_coef, vf_coef, normalize_advantage, gamma) and, for SAC,
-            ``ent_coef_value``: the checkpoint's entropy coefficient alpha.
+        settings: hyperparameters (PPO: clip_range, ent_coef, vf_coef, normalize_advantage; SAC: gamma and
+            ``ent_coef_value``, the checkpoint's entropy coefficient alpha; TD3: gamma, target_policy_noise,
+            target_noise_clip).
     """
+    check_variant(variant, algo)
     if algo == "ppo":
         if net == "actor":
             return PPOActorLoss(
                 policy, batch, settings["clip_range"], settings["ent_coef"], settings.get("normalize_advantage", True)
             )
         return PPOCriticLoss(policy, batch, settings["vf_coef"])
+    if algo == "td3":
+        if net == "actor":
+            return TD3ActorLoss(policy, {"observations": batch["observations"]})
+        keys = ("gamma", "target_policy_noise", "target_noise_clip")
+        missing = [key for key in keys if key not in settings]
+        if missing:
+            raise KeyError(f"td3 critic loss: hyperparameters {missing} missing from the settings")
+        targets = td3_targets(policy, batch, *(float(settings[key]) for key in keys))
+        return TD3CriticLoss(
+            policy, {"observations": batch["observations"], "actions": batch["actions"], "targets": targets}
+        )
     alpha = settings["ent_coef_value"]
     if net == "actor":
         return SACActorLoss(policy, batch, alpha, variant)
