@@ -167,6 +167,17 @@ def broken(change) -> dict:
             lambda c: c.setdefault("figures", {}).update(spectrum={"tasks": ["Walker2d"]}),
             r"'figures\.spectrum\.tasks': 'Walker2d' has no PPO run",
         ),
+        (
+            lambda c: (
+                c["runs"].append({"task": "Pendulum", "algos": ["td3"], "total_steps": 2048}),
+                c["analysis"].update(variant="original"),
+            ),
+            r"'analysis\.variant': 'original' .* no TD3, whose runs on Pendulum",
+        ),
+        (
+            lambda c: c["sweep"].update(runs=[{"task": "Pendulum", "algos": ["td3"]}]),
+            r"sweep\.runs\[0\]\.algos\[0\]'.*'td3' is not one of \['ppo', 'sac'\]",
+        ),
     ],
 )
 def test_bad_config_names_the_key(change, key):

@@ -48,7 +48,7 @@ def reference(tiny_runs, algo, net):
     return values.flip(0).numpy(), vectors.flip(1).numpy()
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
 @pytest.mark.parametrize("net", ["actor", "critic"])
 @pytest.mark.parametrize("dtype", [th.float32, th.float64])
 @pytest.mark.parametrize("solver", [arpack, lanczos])

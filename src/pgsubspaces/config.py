@@ -894,6 +894,12 @@ def path_settings(config: Mapping[str, Any], stage: str) -> str:
 
 
 def _path_problems(config: Mapping[str, Any]) -> Iterable[str]:
+    td3 = sorted({spec.task for spec in run_specs(config).values() if spec.algo == "td3"})
+    if td3 and config["analysis"]["variant"] == "original":
+        yield (
+            f"config key 'analysis.variant': 'original' reproduces the paper code's PPO and SAC analysis; it has no "
+            f"TD3, whose runs on {', '.join(td3)} would fail. Use 'corrected' or leave TD3 out"
+        )
     if not path_runs(config):
         return
     if not any(k <= config["analysis"]["k"] for k in config["crosslens"]["ks"]):
