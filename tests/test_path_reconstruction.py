@@ -51,7 +51,8 @@ def tables(path_runs, tmp_path_factory):  # noqa: F811
     rec.main(["--run", str(path_runs["sac"]), "--out", str(base / "sac.csv"), "--settings", json.dumps(SETTINGS)])
     seconds["sac"] = time.perf_counter() - started
     print(f"reconstruction CLI: PPO {seconds['ppo']:.1f} s (subprocess), SAC {seconds['sac']:.1f} s (in-process)")
-    rec.main(["merge", str(base / "ppo.csv"), str(base / "sac.csv"), "--out", str(base / "merged" / "reconstruction.csv")])
+    merged = base / "merged" / "reconstruction.csv"
+    rec.main(["merge", str(base / "ppo.csv"), str(base / "sac.csv"), "--out", str(merged)])
     return base
 
 
