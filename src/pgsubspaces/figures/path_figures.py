@@ -1,4 +1,5 @@
-"""The policy-path paper's Figs. 1, 2a and 2b, from the path lens's tables (docs/path.md).
+"""The policy-path paper's Figs. 1, 2a and 2b, from the path lens's tables, and its reconstruction tables
+(Tables 3-8) as a figure (docs/path.md).
 
 Each draws the MLP layers (``layer1`` ...); the log-std parameters (``extra``) are in the tables only. One
 run per (task, algorithm): the lowest seed in the tables, except Fig. 2a, which averages D(beta) over seeds.
@@ -13,15 +14,17 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from pgsubspaces.figures.style import ALGO_COLORS, ALGO_LABELS, OKABE_ITO, band, grid
-from pgsubspaces.path.columns import PATH_TABLES
+from pgsubspaces.path.columns import PATH_TABLES, RECONSTRUCTION
 
 # the tables each figure reads (the figure rule's inputs); without them a figure says so instead
 FIGURE_TABLES = {
     "path_fig1": ("parameter_hist",),
     "path_fig2a": ("dimensionality",),
     "path_fig2b": ("component_curves", "components", "path_returns", "path_periods"),
+    "path_table_reconstruction": ("reconstruction",),
 }
-REQUIRED = {name: PATH_TABLES[name] for names in FIGURE_TABLES.values() for name in names}
+_COLUMNS = {**PATH_TABLES, "reconstruction": RECONSTRUCTION}
+REQUIRED = {name: _COLUMNS[name] for names in FIGURE_TABLES.values() for name in names}
 ALGO_ORDER = ("ppo", "sac", "td3")
 CURVES = 4  # Fig. 2b draws u_{*,k} for k = 1..CURVES, as the paper
 WHOLE_PATH = "all"
@@ -167,10 +170,64 @@ def component_curves(tables, **_):
     return fig
 
 
+# the reconstruction tables' columns (Tables 3-8 of the policy-path paper), over the period's policies
+RECONSTRUCTION_HEADER = ("ΔR mean ± std", "|ΔR| mean ± std", "max ΔR", "min ΔR")
+
+
+def _number(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.4g}"
+
+
+def _mean_std(mean: float, std: float) -> str:
+    """'mean ± std'; the mean alone where the std is undefined (a single policy)."""
+    return _number(mean) if pd.isna(std) else f"{_number(mean)} ± {_number(std)}"
+
+
+def reconstruction_cells(rows: pd.DataFrame) -> list[list[str]]:
+    """The text of one table panel, a row per rank r (ascending): the columns of RECONSTRUCTION_HEADER."""
+    return [
+        [_mean_std(row.delta_mean, row.delta_std), _mean_std(row.abs_delta_mean, row.abs_delta_std),
+         _number(row.delta_max), _number(row.delta_min)]
+        for row in rows.sort_values("r").itertuples()
+    ]  # fmt: skip
+
+
+def reconstruction_tables(tables, **_):
+    """Tables 3-8: per run (lowest seed of each task and algorithm) and period, a table with a row per rank r
+    of Delta R = return(rebuilt) - return(original) over the period's evaluated policies (sample std)."""
+    rec = tables["reconstruction"]
+    rec = rec[rec.level == "period"]
+    runs = _runs(rec)
+    split = sorted((p for p in rec.period.unique() if p != WHOLE_PATH), key=lambda p: int(p[1:]))
+    names = _period_labels(split)
+    panels = [(run, period) for run in runs for period in split]
+    most = max((len(_of(rec, *run)[lambda f, p=period: f.period == p]) for run, period in panels), default=1)
+    fig, axes = grid(max(len(panels), 1), 1, height_to_width=(most + 3) * 0.15 / 5.5)
+    for ax, ((task, algo, seed), period) in zip(axes[:, 0], panels):
+        here = _of(rec, task, algo, seed)
+        here = here[here.period == period].sort_values("r")
+        ax.set_axis_off()
+        first = here.iloc[0]
+        ax.set_title(
+            f"{task} {_algo_label(algo)} (seed {seed}), {names[period]} (d = {int(first.d)}): "
+            f"{int(first.n_policies)} policies x {int(first.episodes)} episode{'s' * bool(first.episodes > 1)}, "
+            f"mean original return {_number(first.return_original_mean)}",
+            fontsize=7,
+        )
+        table = ax.table(
+            cellText=reconstruction_cells(here), rowLabels=[f"r = {int(r)}" for r in here.r],
+            colLabels=RECONSTRUCTION_HEADER, bbox=(0.0, 0.0, 1.0, 0.86), cellLoc="center",
+        )  # fmt: skip
+        table.auto_set_font_size(False)
+        table.set_fontsize(6)
+    return fig
+
+
 FIGURES = {
     "path_fig1": (parameter_histograms, {}),
     "path_fig2a": (dimensionality_curves, {}),
     "path_fig2b": (component_curves, {}),
+    "path_table_reconstruction": (reconstruction_tables, {}),
 }
 CAPTIONS = {
     "path_fig1": "Policy path, Fig. 1: per MLP layer of the actor, the histogram of each parameter's accumulated "
@@ -183,4 +240,8 @@ CAPTIONS = {
     "coordinates u_{*,k} in its first SVD directions per MLP layer against actor updates (signs: u_{n,k} >= "
     "u_{1,k}), and each "
     "component's detour ratio and final change against k; the lowest seed of each task and algorithm.",
+    "path_table_reconstruction": "Policy path, Tables 3-8: the policies of each period rebuilt from the first r "
+    "directions of the period's uncentred temporal SVD; Delta R = return(rebuilt) - return(original), both "
+    "deterministic on the same episode seeds; mean and sample std of Delta R and |Delta R|, max and min over the "
+    "period's evaluated policies; the lowest seed of each task and algorithm.",
 }

@@ -37,3 +37,11 @@ PATH_TABLES: dict[str, tuple[str, ...]] = {
     "component_curves": (*IDENTITY, "layer", "k", "snapshot", "actor_updates", "env_step", "u"),
     "path_returns": (*IDENTITY, "curve", "step", "value"),
 }  # fmt: skip
+
+# reconstruction.csv (docs/path.md, "Reconstruction"): the statistics of one period and rank over its evaluated
+# policies (level "period"), and each policy's own row (level "policy", with its snapshot)
+RECONSTRUCTION: tuple[str, ...] = (
+    *IDENTITY, "period", "r", "n_policies", "episodes", "return_original_mean", "delta_mean", "delta_std",
+    "abs_delta_mean", "abs_delta_std", "delta_max", "delta_min", "return_rebuilt_mean", "relative_error", "d",
+    "level", "snapshot", "actor_updates", "env_step",
+)  # fmt: skip
