@@ -4,6 +4,7 @@
 
 localrules:
     path_tables,
+    path_reconstruction_table,
     path_findings,
     crosslens_tables,
 
@@ -56,11 +57,7 @@ rule path_reconstruction:
 
 rule path_tables:
     input:
-        expand(
-            "{folder}/{name}.csv",
-            folder=path_run_dirs(),
-            name=(*LENS_TABLES, "reconstruction"),
-        ),
+        expand("{folder}/{name}.csv", folder=path_run_dirs(), name=LENS_TABLES),
     output:
         **{
             name: report(
@@ -69,7 +66,7 @@ rule path_tables:
                 category="Policy path",
                 labels={"table": name},
             )
-            for name in (*LENS_TABLES, "reconstruction")
+            for name in LENS_TABLES
         },
     log:
         f"{LOGS}/path/merge.log",
@@ -82,6 +79,26 @@ rule path_tables:
     shell:
         'python -m pgsubspaces.path.lens merge {params.runs:q} --out-dir "$(dirname {output.path_layers:q})"'
         " > {log:q} 2>&1"
+
+
+rule path_reconstruction_table:
+    input:
+        expand("{folder}/reconstruction.csv", folder=path_run_dirs()),
+    output:
+        csv=report(
+            f"{PATH_DIR}/reconstruction.csv",
+            caption="../report/table.rst",
+            category="Policy path",
+            labels={"table": "reconstruction"},
+        ),
+    log:
+        f"{LOGS}/path/reconstruction_merge.log",
+    conda:
+        "../envs/rl.yaml"
+    message:
+        "merge the reconstruction tables of every run"
+    shell:
+        "python -m pgsubspaces.path.reconstruction merge {input:q} --out {output.csv:q} > {log:q} 2>&1"
 
 
 # The policy-path paper's phenomena 1.1-2.2 as numbers per run (printed to the log, and a table).
