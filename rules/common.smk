@@ -98,7 +98,8 @@ IMPORTED_RUN = (
 # The policy-path lens (docs/path.md) on the main runs that record an actor path; its tables do not depend
 # on the analysis variant (the path is the training's), the cross-lens's do (it reads eigen files).
 PATH_RUNS = path_runs(config)
-PATH_RUN = "|".join(re.escape(run) for run in PATH_RUNS) or "(?!)"  # (?!) matches nothing
+# (?!) matches nothing: no run records a path
+PATH_RUN = "|".join(re.escape(run) for run in PATH_RUNS) or "(?!)"
 PATH_DIR = f"{RESULTS}/path"
 LENS_TABLES = tuple(name for name in PATH_TABLES)
 
@@ -286,7 +287,11 @@ def get_figure_tables(wildcards):
         return {"sweep": f"{TABLES}/sweep.csv"}
     if wildcards.figure in FIGURE_TABLES:  # the policy-path and cross-lens figures
         return {
-            name: f"{TABLES}/{name}.csv" if name == "crosslens" else f"{PATH_DIR}/{name}.csv"
+            name: (
+                f"{TABLES}/{name}.csv"
+                if name == "crosslens"
+                else f"{PATH_DIR}/{name}.csv"
+            )
             for name in FIGURE_TABLES[wildcards.figure]
         }
     return {name: f"{TABLES}/{name}.csv" for name in TABLE_NAMES}
@@ -294,12 +299,14 @@ def get_figure_tables(wildcards):
 
 def experiment_figures():
     """Every figure when the experiment trains; with imports only, those that need no learning curves,
-    phases or sweep (zips carry none). A figure of one algorithm only when the experiment has its runs."""
+    phases or sweep (zips carry none). A figure of one algorithm only when the experiment has its runs.
+    """
     algos = {"any", *(spec.algo for spec in RUNS.values())}
     path_algos = {"any", *(RUNS[run].algo for run in PATH_RUNS)}
     if MAIN_RUNS:
         names = [name for name in FIGURES if name not in PATH_FIGURES]
-        if PATH_RUNS:  # the policy-path lens's figures, for the algorithms that record a path
+        # the policy-path lens's figures, for the algorithms that record a path
+        if PATH_RUNS:
             names += [n for n in PATH_FIGURES if figure_algo(n) in path_algos]
     else:
         names = IMPORT_FIGURES

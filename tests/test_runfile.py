@@ -63,7 +63,9 @@ def test_missing_step_and_key(ppo_file):
             run.vector(7, "actor")
         with pytest.raises(RunFileError, match=f"{ppo_file}: missing '/checkpoints/step_000000512/critic'"):
             run.vector(512, "critic")
-        with pytest.raises(RunFileError, match=r"checkpoint 512 has no .replay_end. \(not an off-policy run with a stream\)"):
+        with pytest.raises(
+            RunFileError, match=r"checkpoint 512 has no .replay_end. \(not an off-policy run with a stream\)"
+        ):
             run.replay(512)
 
 
