@@ -1,6 +1,8 @@
-# Regenerates "Identifying Policy Gradient Subspaces" (Schneider et al., ICLR 2024).
+# Regenerates "Identifying Policy Gradient Subspaces" (Schneider et al., ICLR 2024), and sees the same runs
+# through the policy-path lens of "Policy Path Trimming and Boosting" and the cross-lens of the two.
 #   snakemake --cores 2                                  the default config, end to end
 #   snakemake --cores 2 --configfile config/paper.yaml   the paper's grid
+#   ... --configfile config/paper-path.yaml              the policy-path paper's runs, both lenses
 #   snakemake --profile profiles/slurm ...               the same DAG on a SLURM cluster
 import sys
 from pathlib import Path

@@ -392,3 +392,20 @@ def test_every_figure_builds_from_the_command_line(tables, tmp_path, monkeypatch
     monkeypatch.undo()
     figures.main(["fig3_overlap", "--tables", str(tables.where), "--out", str(tmp_path / "fig3.pdf"), "--t1", "8192"])
     assert (tmp_path / "fig3.pdf").stat().st_size > 0 and (tmp_path / "fig3.png").stat().st_size > 0
+
+
+def test_every_caption_is_clean_restructuredtext():
+    """The report renders captions as reStructuredText: |x| is a substitution, a lone * starts emphasis."""
+    import io
+
+    import docutils.core
+
+    config = {"experiment": "default", "analysis": {"variant": "corrected", "k": 50}}
+    for name in figures.CAPTIONS:
+        warnings = io.StringIO()
+        docutils.core.publish_string(
+            figures.caption(name, config),
+            writer="null",
+            settings_overrides={"warning_stream": warnings, "report_level": 2, "halt_level": 5},
+        )
+        assert warnings.getvalue() == "", f"{name}: {warnings.getvalue()}"

@@ -633,7 +633,7 @@ MARKS = (
 CAPTIONS = {
     "fig1_eigenspectrum": "Fig. 1: every Hessian eigenvalue (explicit Hessian, spectrum rule) of the PPO actor and "
     "critic losses at the last checkpoint of the first seed, as a histogram (decade bins from the largest "
-    "|eigenvalue| down to 1e-6 of it, smaller ones in the centre bin; log counts) and sorted by index; a task "
+    "absolute eigenvalue down to 1e-6 of it, smaller ones in the centre bin; log counts) and sorted by index; a task "
     "without a full spectrum shows its top k and says so.",
     "fig2_fraction_phases_actor": "Fig. 2 (actor): gradient subspace fraction at the largest k per training phase "
     "(as the tables assign it), for precise/mini-batch gradients and Hessians; mean and std over seeds." + MARKS,
