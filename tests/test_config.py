@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, job_counts, snakemake
 
 from pgsubspaces.config import (
     AnalysisSpec,
     ConfigError,
+    analysed_steps,
     analysis_spec,
     checkpoint_grid,
     load_config,
     overlap_references,
+    path_runs,
     run_specs,
     sample_seed,
     validate_config,
@@ -192,3 +194,20 @@ def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "config key 'runs[0].total_steps': 0 is less than the minimum of 1" in result.stdout + result.stderr
     assert not (workdir / "results").exists() and not (workdir / "logs").exists()
+
+
+def test_path_lens_paper_config_lists_every_job(tmp_path):
+    """The policy-path paper's runs at its scale, both lenses: every training, export, path and eigen job."""
+    paper = config("paper-path.yaml")
+    specs = run_specs(paper)
+    assert len(specs) == 24 and {spec.algo for spec in specs.values()} == {"td3", "sac"}
+    assert all(spec.actor_path_every == 25 for spec in specs.values())
+    assert len(path_runs(paper)) == 24
+    assert specs["td3", "Hopper", 2].total_steps == 1_000_000
+    eigen = sum(len(analysed_steps(spec)) for spec in specs.values())
+    workdir = copy_workflow(tmp_path / "wf")
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", "config/paper-path.yaml").stdout)
+    for rule in ("train", "export", "path_lens", "path_reconstruction", "crosslens", "run_tables"):
+        assert counts[rule] == 24, rule
+    assert counts["eigen"] == counts["data"] == eigen == 438
+    assert counts["figure"] > 0 and counts["path_findings"] == counts["crosslens_tables"] == 1

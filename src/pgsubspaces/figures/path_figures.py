@@ -237,11 +237,11 @@ CAPTIONS = {
     "path_fig2a": "Policy path, Fig. 2a: the major dimensionality D(beta) of the uncentred temporal SVD of each "
     "MLP layer's path, per period of the path (and the whole path, dashed); mean and std over seeds.",
     "path_fig2b": "Policy path, Fig. 2b: the evaluation return (dotted: the periods' borders), the path's "
-    "coordinates u_k (column k of U) in its first SVD directions per MLP layer against actor updates (signs: u_{n,k} >= "
-    "u_{1,k}), and each "
-    "component's detour ratio and final change against k; the lowest seed of each task and algorithm.",
+    "coordinates u_k (column k of U) in its first SVD directions per MLP layer against actor updates (signs: "
+    "u_{n,k} >= u_{1,k}), and each component's detour ratio and final change against k; the lowest seed of each "
+    "task and algorithm.",
     "path_table_reconstruction": "Policy path, Tables 3-8: the policies of each period rebuilt from the first r "
     "directions of the period's uncentred temporal SVD; Delta R = return(rebuilt) - return(original), both "
-    "deterministic on the same episode seeds; mean and sample std of Delta R and of its absolute value, max and min over the "
-    "period's evaluated policies; the lowest seed of each task and algorithm.",
+    "deterministic on the same episode seeds; mean and sample std of Delta R and of its absolute value, max and "
+    "min over the period's evaluated policies; the lowest seed of each task and algorithm.",
 }
