@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 import pytest
 from conftest import REPO, SNAKEMAKE, chronological, copy_workflow, job_env, snakemake
+from stable_baselines3 import TD3
 
 from pgsubspaces.config import load_config, run_specs, validate_config
 from pgsubspaces.export.export import export_run
@@ -146,3 +147,49 @@ def test_killed_td3_training_resumes_with_its_buffer_noise_and_actor_path(tmp_pa
         assert updates[-1] <= run.checkpoint_attrs(600)["actor_updates"] < updates[-1] + 5
         n_updates = run.checkpoint_attrs(600)["n_updates"]
         assert run.checkpoint_attrs(600)["actor_updates"] == n_updates // 2
+
+
+def test_killed_pptb_training_resumes_to_the_parameters_of_a_clean_stop(tmp_path):
+    """A TD3-PPTB training SIGKILLed right after checkpoint 300 ends at 600 with the parameters, PPTB path and
+    update count of one that stopped cleanly at 300 and was extended: the kill loses nothing. (Equality with a
+    session never stopped would need an exact resume, which the workflow does not make: README, "Resumed runs".)"""
+    configs = (REPO / "config" / "smoke.yaml", REPO / "tests" / "configs" / "td3.yaml")
+    spec = run_specs(validate_config(load_config(*configs)))["td3", "Pendulum", 0]
+    pptb = {"r_t": 3, "p_b": 0.5, "r_b": 2, "t_s": 5, "t_p": 50, "buffer_size": 20}
+    spec = dataclasses.replace(spec, pptb=pptb, study="pptb", configuration="pptb")
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    env = {**job_env(), "PGSUBSPACES_INJECT_FAULT": f"train:{spec.run_id}@300"}
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgsubspaces.train",
+            "--spec",
+            spec.to_json(),
+            "--out",
+            str(killed_dir / "training.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    at_300 = read_state(killed_dir, 300)
+    assert at_300["pptb_updates"] == at_300["n_updates"] // 2 == 99  # saved before step 300's update
+    train(spec, killed_dir, killed_dir / "training.json", device="cpu", progress=False)
+
+    stop = dataclasses.replace(spec, total_steps=300, checkpoint_steps=(0, 150, 300))
+    train(stop, clean_dir, clean_dir / "training.json", device="cpu", progress=False)
+    train(spec, clean_dir, clean_dir / "training.json", device="cpu", progress=False)
+
+    folders = [run / "checkpoints/step_000000600" for run in (killed_dir, clean_dir)]
+    states = [np.load(folder / "pptb.npz") for folder in folders]
+    assert int(states[0]["updates"]) == int(states[1]["updates"]) == read_state(clean_dir, 600)["n_updates"] // 2
+    np.testing.assert_array_equal(states[0]["path"], states[1]["path"])
+    assert states[0]["path"].shape[0] == 20  # the FIFO is full
+    models = [TD3.load(folder / "model.zip", device="cpu") for folder in folders]
+    for (name, a), (_, b) in zip(*(m.policy.named_parameters() for m in models), strict=True):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy()), name
+    # the FIFO is kept in the newest checkpoint only
+    assert not (killed_dir / "checkpoints/step_000000300/pptb.npz").exists()

@@ -59,12 +59,16 @@ class RunSpec:
     eval_interval: int
     eval_episodes: int
     actor_path_every: int
-    configuration: str | None = None  # a sweep configuration ("c003"); None for the main study
+    configuration: str | None = None  # a sweep configuration ("c003"), a pptb variant; None for the main study
+    study: str = "sweep"  # the study a configuration belongs to: "sweep" or "pptb"
+    pptb: dict[str, Any] | None = None  # PPTB settings (train/pptb.py, PPTBSettings); None: plain SB3
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)
-        if fields["configuration"] is None:  # main-study specs (and so their train jobs' params) stay as before
-            del fields["configuration"]
+        # fields at their defaults are left out, so specs (and train jobs' params) from before them stay as they were
+        for key, default in (("configuration", None), ("study", "sweep"), ("pptb", None)):
+            if fields[key] == default:
+                del fields[key]
         return json.dumps(fields, sort_keys=True)
 
     @classmethod
@@ -76,10 +80,11 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """The run's path below runs/, eigen/<variant>/ ...: ``ppo/Walker2d/seed0`` for a main run,
-        ``sweep/ppo/Walker2d/c003/seed0`` for a sweep configuration's."""
+        ``sweep/ppo/Walker2d/c003/seed0`` for a sweep configuration's, ``pptb/td3/Hopper/base/seed0`` for a
+        PPTB study's."""
         if self.configuration is None:
             return f"{self.algo}/{self.task}/seed{self.seed}"
-        return f"sweep/{self.algo}/{self.task}/{self.configuration}/seed{self.seed}"
+        return f"{self.study}/{self.algo}/{self.task}/{self.configuration}/seed{self.seed}"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 from tqdm import tqdm
 
-from pgsubspaces.train.checkpoints import REPLAY_FIELDS, write_checkpoint
+from pgsubspaces.train.checkpoints import REPLAY_FIELDS, checkpoint_dir, completed_steps, write_checkpoint
 from pgsubspaces.train.curves import LearningCurves
 from pgsubspaces.train.parameters import flatten, split_parameters
+from pgsubspaces.train.pptb import PPTB
 
 
 class EpisodeRecorder(BaseCallback):
@@ -171,10 +172,11 @@ class Checkpointer(BaseCallback):
         stream: ReplayStream | None,
         actor_path: ActorPathRecorder | None,
         resumes: list[int] = (),
+        pptb: PPTB | None = None,
     ):
         super().__init__()
         self.run_dir, self.steps, self.resumes = run_dir, frozenset(steps), list(resumes)
-        self.curves, self.stream, self.actor_path = curves, stream, actor_path
+        self.curves, self.stream, self.actor_path, self.pptb = curves, stream, actor_path, pptb
         self.after_save = lambda step: None
 
     def _on_step(self) -> bool:
@@ -201,7 +203,14 @@ class Checkpointer(BaseCallback):
         if self.actor_path is not None:
             files["actor_path.npz"] = self.actor_path.take()
             state["actor_updates"] = self.actor_path.updates
+        if self.pptb is not None:  # its FIFO, for a resume: kept in the newest checkpoint only (up to GBs)
+            files["pptb.npz"] = self.pptb.state()
+            state["pptb_updates"] = self.pptb.updates
         write_checkpoint(self.run_dir, step, files, state)
+        if self.pptb is not None:
+            for older in completed_steps(self.run_dir):
+                if older < step:
+                    (checkpoint_dir(self.run_dir, older) / "pptb.npz").unlink(missing_ok=True)
 
 
 class ProgressBar(BaseCallback):

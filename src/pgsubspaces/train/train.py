@@ -36,6 +36,7 @@ from pgsubspaces.train.callbacks import (
 from pgsubspaces.train.checkpoints import checkpoint_dir, completed_steps, read_chunks, read_state, spec_conflicts
 from pgsubspaces.train.curves import LearningCurves
 from pgsubspaces.train.envs import make_vec_env
+from pgsubspaces.train.pptb import PPTB
 from pgsubspaces.versions import package_versions
 
 log = logging.getLogger("pgsubspaces.train")
@@ -129,8 +130,13 @@ def train(
     actor_path = None
     if spec.actor_path_every > 0:
         actor_path = ActorPathRecorder(model, spec.algo, spec.actor_path_every, session.actor_updates)
+    pptb = None
+    if spec.pptb is not None:  # its optimizer hook runs after the path recorder's: the path holds θ before PPTB
+        pptb = PPTB(**spec.pptb)
+        if session.start > 0:
+            pptb.load(checkpoint_dir(run_dir, session.start) / "pptb.npz", device=model.device)
     checkpointer = Checkpointer(
-        run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path, session.resumes
+        run_dir, spec.checkpoint_steps, session.curves, session.stream, actor_path, session.resumes, pptb
     )
     if not done:  # tests only: a fresh training may be killed, or diverge, after a checkpoint (faults.py)
 
@@ -143,6 +149,7 @@ def train(
         EpisodeRecorder(session.curves),
         Evaluator(session.curves, eval_env, spec.eval_interval, spec.eval_episodes, spec.total_steps),
         checkpointer,
+        *([pptb] if pptb is not None else []),
     ]
     if progress:
         callbacks.append(ProgressBar(spec.total_steps, session.start))
