@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pgsubspaces.train.checkpoints import REPLAY_FIELDS, checkpoint_dir, completed_steps, write_checkpoint
 from pgsubspaces.train.curves import LearningCurves
-from pgsubspaces.train.parameters import flatten, split_parameters
+from pgsubspaces.train.parameters import actor_optimizer, flatten, split_parameters
 from pgsubspaces.train.pptb import PPTB
 
 
@@ -133,7 +133,7 @@ class ActorPathRecorder:
     def __init__(self, model: BaseAlgorithm, algo: str, every: int, updates: int = 0):
         self.model, self.every, self.updates = model, every, updates
         self.actor = split_parameters(model.policy, algo)["actor"]
-        optimizer = model.policy.optimizer if algo == "ppo" else model.actor.optimizer
+        optimizer = actor_optimizer(model, algo)
         self.rows: list[tuple[int, int, np.ndarray]] = []
         self._handle = optimizer.register_step_post_hook(self._after_step)
 

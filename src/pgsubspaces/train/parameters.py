@@ -59,6 +59,11 @@ def split_parameters(policy: nn.Module, algo: str) -> dict[str, list[tuple[str, 
     return blocks
 
 
+def actor_optimizer(model, algo: str) -> th.optim.Optimizer:
+    """The optimizer that steps the actor: PPO's one optimizer for both networks, SAC's and TD3's actor's own."""
+    return model.policy.optimizer if algo == "ppo" else model.actor.optimizer
+
+
 def layout_of(named: Sequence[tuple[str, th.Tensor]]) -> ParameterLayout:
     sizes = [int(tensor.numel()) for _, tensor in named]
     return ParameterLayout(

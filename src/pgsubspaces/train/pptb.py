@@ -25,16 +25,16 @@ state are left as they are; the stored path keeps the policy as recorded, not th
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch as th
-from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 
 from pgsubspaces.atomic import atomic_path
-from pgsubspaces.train.parameters import split_parameters
+from pgsubspaces.train.agents import algo_of
+from pgsubspaces.train.parameters import actor_optimizer, split_parameters
 
 GRAM_CHUNK = 8192  # columns per float64 chunk of the Gram matrix: bounds the float64 copy at n x 8192
 
@@ -95,13 +95,6 @@ def pptb_parameters(path: th.Tensor, r_t: int, r_b: int, p_b: float) -> th.Tenso
     return out
 
 
-def algo_of(model) -> str:
-    for cls, name in ((PPO, "ppo"), (SAC, "sac"), (TD3, "td3")):
-        if isinstance(model, cls):
-            return name
-    raise TypeError(f"PPTB supports PPO, SAC and TD3 models, not {type(model).__name__}")
-
-
 class PPTB(BaseCallback):
     """Trims and boosts the actor along its own recent path every ``t_p`` actor updates (module docstring).
 
@@ -127,7 +120,7 @@ class PPTB(BaseCallback):
             return
         algo = algo_of(self.model)
         self._actor = [p for _, p in split_parameters(self.model.policy, algo)["actor"]]
-        optimizer = self.model.policy.optimizer if algo == "ppo" else self.model.actor.optimizer
+        optimizer = actor_optimizer(self.model, algo)
         if not self._rows:  # a fresh run starts its path with the initial policy
             self._store()
         self._handle = optimizer.register_step_post_hook(self._after_actor_step)
@@ -200,4 +193,4 @@ class PPTB(BaseCallback):
             self._rows = [th.as_tensor(row, device=device) for row in state["path"]]
 
 
-SETTING_KEYS = ("r_t", "p_b", "r_b", "t_s", "t_p", "buffer_size")
+SETTING_KEYS = tuple(field.name for field in fields(PPTBSettings))  # the order of the saved settings array
