@@ -2,7 +2,7 @@
 # through the policy-path lens of "Policy Path Trimming and Boosting" and the cross-lens of the two.
 #   snakemake --cores 2                                  the default config, end to end
 #   snakemake --cores 2 --configfile config/paper.yaml   the paper's grid
-#   ... --configfile config/paper-path.yaml              the policy-path paper's runs, both lenses
+#   ... --configfile config/paper-path.yaml              the policy-path paper's runs, both lenses, and PPTB
 #   snakemake --profile profiles/slurm ...               the same DAG on a SLURM cluster
 import sys
 from pathlib import Path
@@ -37,6 +37,7 @@ include: "rules/eigen.smk"
 include: "rules/tables.smk"
 include: "rules/sweep.smk"
 include: "rules/path.smk"
+include: "rules/pptb.smk"
 include: "rules/figures.smk"
 
 

@@ -47,10 +47,14 @@ from pgsubspaces.config import (
     path_megabytes,
     path_runs,
     path_settings,
+    pptb_entries,
+    pptb_minutes,
+    pptb_specs,
     run_specs,
     spectrum_runs,
     sweep_entries,
     sweep_specs,
+    train_megabytes,
     validate_config,
 )
 from pgsubspaces.figures.figures import (
@@ -58,10 +62,12 @@ from pgsubspaces.figures.figures import (
     FIGURES,
     IMPORT_FIGURES,
     PATH_FIGURES,
+    PPTB_FIGURES,
     SWEEP_FIGURES,
     caption,
 )
 from pgsubspaces.path.columns import PATH_TABLES
+from pgsubspaces.train.pptb_settings import VARIANT_PATTERN
 from pgsubspaces.sweep import failure
 
 try:
@@ -75,9 +81,11 @@ MAIN_RUNS = [spec.run_id for spec in run_specs(config).values()]
 SWEEP_RUNS = [spec.run_id for spec in sweep_specs(config).values()]
 IMPORTS = import_specs(config)
 IMPORT_RUNS = [spec.run_id for spec in IMPORTS.values()]
+# The PPTB study's base and PPTB runs (docs/pptb.md): trained and exported, compared in rules/pptb.smk.
+PPTB_RUNS = [spec.run_id for spec in pptb_specs(config).values()]
 RUNS = {
     spec.run_id: spec
-    for specs in (run_specs(config), sweep_specs(config), IMPORTS)
+    for specs in (run_specs(config), sweep_specs(config), pptb_specs(config), IMPORTS)
     for spec in specs.values()
 }
 SPECTRA = spectrum_runs(config)
@@ -90,6 +98,7 @@ TASKS = "|".join(config["tasks"])
 FIGURES_DIR = f"figures/{config['experiment']}"  # per experiment: a smoke run leaves the default's alone
 TRAINED_RUN = (
     rf"(ppo|sac|td3)/({TASKS})/seed[0-9]+|sweep/(ppo|sac)/({TASKS})/c[0-9]+/seed[0-9]+"
+    rf"|pptb/(ppo|sac|td3)/({TASKS})/(base|{VARIANT_PATTERN})/seed[0-9]+"
 )
 IMPORTED_RUN = (
     rf"imports/{IMPORT_NAME}"  # train and export are constrained to TRAINED_RUN
@@ -102,6 +111,18 @@ PATH_RUNS = path_runs(config)
 PATH_RUN = "|".join(re.escape(run) for run in PATH_RUNS) or "(?!)"
 PATH_DIR = f"{RESULTS}/path"
 LENS_TABLES = tuple(name for name in PATH_TABLES)
+
+
+# The PPTB study's comparison (docs/pptb.md), per (algo, task) of config pptb.runs; a random agent per task.
+PPTB_DIR = f"{RESULTS}/pptb"
+PPTB_ENTRIES = pptb_entries(config)
+PPTB_TASKS = sorted({entry["task"] for entry in PPTB_ENTRIES})
+PPTB_TABLES = ("pptb", "pptb_aggregate", "pptb_curves")
+
+
+def pptb_files():
+    """The PPTB study's tables, when the config has one."""
+    return [f"{PPTB_DIR}/{name}.csv" for name in PPTB_TABLES] if PPTB_RUNS else []
 
 
 # A run folder trained with other settings is refused here, at DAG time: a train job refusing it would
@@ -188,7 +209,14 @@ STEPS_PER_SECOND = {"ppo": 700, "sac": 40, "td3": 40}
 
 def get_train_minutes(wildcards):
     spec = RUNS[wildcards.run]
-    return 15 + int(2 * spec.total_steps / STEPS_PER_SECOND[spec.algo] / 60)
+    minutes = spec.total_steps / STEPS_PER_SECOND[spec.algo] / 60 + pptb_minutes(
+        config, spec
+    )
+    return 15 + int(2 * minutes)
+
+
+def get_train_mem_mb(wildcards):
+    return train_megabytes(config, RUNS[wildcards.run])
 
 
 def get_path_mem_mb(wildcards):
@@ -285,6 +313,10 @@ def table_files():
 def get_figure_tables(wildcards):
     if wildcards.figure in SWEEP_FIGURES:
         return {"sweep": f"{TABLES}/sweep.csv"}
+    if wildcards.figure in PPTB_FIGURES:
+        return {
+            name: f"{PPTB_DIR}/{name}.csv" for name in FIGURE_TABLES[wildcards.figure]
+        }
     if wildcards.figure in FIGURE_TABLES:  # the policy-path and cross-lens figures
         return {
             name: (
@@ -304,12 +336,14 @@ def experiment_figures():
     algos = {"any", *(spec.algo for spec in RUNS.values())}
     path_algos = {"any", *(RUNS[run].algo for run in PATH_RUNS)}
     if MAIN_RUNS:
-        names = [name for name in FIGURES if name not in PATH_FIGURES]
+        names = [n for n in FIGURES if n not in PATH_FIGURES and n not in PPTB_FIGURES]
         # the policy-path lens's figures, for the algorithms that record a path
         if PATH_RUNS:
             names += [n for n in PATH_FIGURES if figure_algo(n) in path_algos]
     else:
-        names = IMPORT_FIGURES
+        names = list(IMPORT_FIGURES)
+    if PPTB_RUNS:
+        names += PPTB_FIGURES
     return [name for name in names if figure_algo(name) in algos]
 
 
@@ -348,5 +382,6 @@ def all_targets():
         + table_files()
         + sweep_files()
         + path_files()
+        + pptb_files()
         + figure_files()
     )

@@ -12,6 +12,7 @@ checkpoint train:
     threads: 1
     resources:
         runtime=get_train_minutes,
+        mem_mb=get_train_mem_mb,
     params:
         spec=get_spec,
         device=config["device"],

@@ -16,8 +16,12 @@ from pgsubspaces.config import (
     load_config,
     overlap_references,
     path_runs,
+    pptb_entries,
+    pptb_minutes,
+    pptb_specs,
     run_specs,
     sample_seed,
+    train_megabytes,
     validate_config,
 )
 
@@ -205,9 +209,23 @@ def test_path_lens_paper_config_lists_every_job(tmp_path):
     assert len(path_runs(paper)) == 24
     assert specs["td3", "Hopper", 2].total_steps == 1_000_000
     eigen = sum(len(analysed_steps(spec)) for spec in specs.values())
+    # the PPTB study (Tables 1-2): base and five r_t per (algorithm, task), 6 seeds, no actor path, every 5k steps
+    study = pptb_specs(paper)
+    assert len(study) == 8 * 6 * 6 and {s.configuration.split("-")[0] for s in study.values()} == {
+        "base", "rt8", "rt16", "rt32", "rt64", "rt128"}  # fmt: skip
+    assert all(s.actor_path_every == 0 and s.eval_interval == 5000 and s.eval_episodes == 10 for s in study.values())
+    td3 = study["td3", "Ant", "rt64-rb2-pb0.01-ts25-tp1000-k2000", 5]
+    assert td3.total_steps == 1_000_000 and td3.pptb == {
+        "r_t": 64, "p_b": 0.01, "r_b": 2, "t_s": 25, "t_p": 1000, "buffer_size": 2000}  # fmt: skip
+    budgets = {(e["algo"], e["task"]): e["budgets"] for e in pptb_entries(paper)}
+    assert budgets["sac", "WalkerWalk"] == [100_000, 500_000] and budgets["td3", "Hopper"] == [1_000_000]
+    assert train_megabytes(paper, td3) > 4000 + 3 * 2000 * 4 * 100_000 / 1e6  # the FIFO of a [400, 300] actor
+    assert pptb_minutes(paper, td3) > 60  # 495 PPTB steps of a 2000-row FIFO on one core
     workdir = copy_workflow(tmp_path / "wf")
     counts = job_counts(snakemake(workdir, "-n", "--configfile", "config/paper-path.yaml").stdout)
-    for rule in ("train", "export", "path_lens", "path_reconstruction", "crosslens", "run_tables"):
+    for rule in ("path_lens", "path_reconstruction", "crosslens", "run_tables"):
         assert counts[rule] == 24, rule
+    assert counts["train"] == counts["export"] == 24 + 288
     assert counts["eigen"] == counts["data"] == eigen == 438
+    assert counts["pptb_random"] == 8 and counts["pptb_tables"] == 1
     assert counts["figure"] > 0 and counts["path_findings"] == counts["crosslens_tables"] == 1

@@ -19,6 +19,8 @@ import numpy as np
 import yaml
 
 from pgsubspaces import netsize, sweep
+from pgsubspaces.comparison.columns import BASE as PPTB_BASE
+from pgsubspaces.train.pptb_settings import PPTBSettings
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SCHEMA_PATH = REPO_CONFIG / "schema.yaml"
@@ -296,6 +298,7 @@ def _sweep_problems(config: dict[str, Any]) -> Iterable[str]:
 def _cross_key_problems(config: dict[str, Any]) -> list[str]:
     main = list(_entry_problems(config, "runs", config["runs"]))
     problems = main + list(_entry_problems(config, "sweep.runs", config["sweep"]["runs"]))
+    problems += _entry_problems(config, "pptb.runs", config["pptb"]["runs"])
     if not config["runs"] and not config["imports"]:
         problems.append("config key 'runs': empty, and no imports either; list runs to train or checkpoints to import")
     if main:
@@ -308,6 +311,7 @@ def _cross_key_problems(config: dict[str, Any]) -> list[str]:
             problems.append(f"config key 'figures.spectrum.tasks': {task!r} has no PPO run in this config")
     if not problems:  # these need every run's spec, the sweep's too
         problems += [*_fixed_problems(config), *_network_problems(config), *_path_problems(config)]
+        problems += _pptb_problems(config)
     return problems
 
 
@@ -521,6 +525,80 @@ def sweep_specs(config: dict[str, Any]) -> dict[tuple[str, str, str, int], RunSp
         for name, values in zip(sweep.configuration_names(len(drawn[algo])), drawn[algo])
         for seed in run.get("seeds", config["sweep"]["seeds"])
     }
+
+
+# --- The PPTB study (docs/pptb.md): base and PPTB runs, paired by seed ----------------------------------
+
+
+def pptb_settings(config: Mapping[str, Any], variant: Mapping[str, Any]) -> PPTBSettings:
+    """A variant's settings on top of ``pptb.settings``; raises ValueError naming an invalid one."""
+    return PPTBSettings(**{**config["pptb"]["settings"], **variant})
+
+
+def _pptb_entry(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A pptb entry as a run entry: no actor path unless it asks (the top-level one is the main study's)."""
+    return {"actor_path": {"every_updates": 0}, **run}
+
+
+def pptb_specs(config: Mapping[str, Any]) -> dict[tuple[str, str, str, int], RunSpec]:
+    """One ``RunSpec`` per (algo, task, base or variant name, seed) of the PPTB study, in config order."""
+    specs = {}
+    for run in config["pptb"]["runs"]:
+        entry = _pptb_entry(run)
+        for algo in run["algos"]:
+            for seed in run.get("seeds", config["pptb"]["seeds"]):
+                base = dataclasses.replace(_run_spec(config, entry, algo, seed, configuration=PPTB_BASE), study="pptb")
+                specs[algo, run["task"], PPTB_BASE, seed] = base
+                for variant in run["variants"]:
+                    settings = pptb_settings(config, variant)
+                    specs[algo, run["task"], settings.name, seed] = dataclasses.replace(
+                        base, configuration=settings.name, pptb=settings.as_dict()
+                    )
+    return specs
+
+
+def pptb_entries(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the PPTB tables compare per (algo, task): the variant names, seeds and budgets."""
+    entries = []
+    for run in config["pptb"]["runs"]:
+        for algo in run["algos"]:
+            total = run.get("total_steps", _algo_settings(config, run["task"], algo)["total_steps"])
+            entries.append({
+                "algo": algo,
+                "task": run["task"],
+                "variants": [pptb_settings(config, variant).name for variant in run["variants"]],
+                "seeds": list(run.get("seeds", config["pptb"]["seeds"])),
+                "budgets": sorted(run.get("budgets", [total])),
+            })  # fmt: skip
+    return entries
+
+
+def _pptb_problems(config: Mapping[str, Any]) -> Iterable[str]:
+    """Variants that are invalid, repeated or never step, and budgets beyond the training."""
+    study = config["pptb"]
+    for index, run in enumerate(study["runs"]):
+        where, names = f"pptb.runs[{index}]", {}
+        for number, variant in enumerate(run["variants"]):
+            try:
+                settings = pptb_settings(config, variant)
+            except ValueError as error:
+                yield f"config key '{where}.variants[{number}]': {error} (pptb.settings fills what it leaves out)"
+                continue
+            if settings.name in names:
+                yield f"config key '{where}.variants[{number}]': the same settings as variants[{names[settings.name]}]"
+            names.setdefault(settings.name, number)
+            for algo in run["algos"]:
+                spec = _run_spec(config, _pptb_entry(run), algo, 0)
+                if actor_updates(spec) < settings.t_p:
+                    yield (
+                        f"config key '{where}.variants[{number}].t_p': {settings.t_p} actor updates, but the {algo} "
+                        f"run on {run['task']} takes about {actor_updates(spec)}: PPTB would never step"
+                    )
+        for algo in run["algos"]:
+            total = run.get("total_steps", _algo_settings(config, run["task"], algo)["total_steps"])
+            late = [budget for budget in run.get("budgets", []) if budget > total]
+            if late:
+                yield f"config key '{where}.budgets': {late} beyond the {algo} run's total_steps {total}"
 
 
 # --- Imported runs: SB3 model zips trained elsewhere (config ``imports``) --------------------------------
@@ -883,6 +961,33 @@ def path_megabytes(config: Mapping[str, Any], spec: RunSpec) -> int:
     n = netsize.parameter_counts(spec.algo, task["obs_dim"], task["action_dim"], spec.hyperparameters, spec.policy)
     snapshots = actor_updates(spec) // max(spec.actor_path_every, 1) + 1
     return 1000 + int(snapshots * n["actor"] * (4 + 2 * 8) / 1e6)
+
+
+def _actor_size(config: Mapping[str, Any], spec: RunSpec) -> int:
+    task = config["tasks"][spec.task]
+    return netsize.parameter_counts(spec.algo, task["obs_dim"], task["action_dim"], spec.hyperparameters, spec.policy)[
+        "actor"
+    ]
+
+
+def train_megabytes(config: Mapping[str, Any], spec: RunSpec) -> int:
+    """Memory a training job needs: 4 GB (the replay buffers of the registry's budgets), plus PPTB's float32 FIFO
+    three times over (the rows, their stack for a PPTB step, the copy a checkpoint writes)."""
+    if spec.pptb is None:
+        return 4000
+    return 4000 + int(3 * spec.pptb["buffer_size"] * _actor_size(config, spec) * 4 / 1e6)
+
+
+PPTB_SECONDS_PER_ENTRY = 3e-11  # a PPTB step costs ~ n^2 m of these on one CPU core (benchmarks/pptb_step.py)
+
+
+def pptb_minutes(config: Mapping[str, Any], spec: RunSpec) -> int:
+    """What PPTB adds to a training's wall clock on CPU: steps x n^2 m (the Gram product dominates)."""
+    if spec.pptb is None:
+        return 0
+    steps = actor_updates(spec) // spec.pptb["t_p"]
+    rows = min(spec.pptb["buffer_size"], actor_updates(spec) // spec.pptb["t_s"] + 1)
+    return int(steps * PPTB_SECONDS_PER_ENTRY * rows**2 * _actor_size(config, spec) / 60)
 
 
 def path_settings(config: Mapping[str, Any], stage: str) -> str:

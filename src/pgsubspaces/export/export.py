@@ -491,6 +491,7 @@ def export_run(run_dir: Path, out: Path, *, trust: bool = False) -> None:
             "policy": spec.policy,
             "vec_normalize": spec.vec_normalize,
             "spec": json.loads(spec.to_json()),
+            "pptb": spec.pptb,  # PPTB settings of a PPTB-study run (docs/pptb.md); null: plain SB3
             "training": summary,
             "export_versions": package_versions(),
         },

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from pgsubspaces.atomic import atomic_path  # noqa: E402
-from pgsubspaces.figures import crosslens_figures, path_figures  # noqa: E402
+from pgsubspaces.figures import crosslens_figures, path_figures, pptb_figures  # noqa: E402
 from pgsubspaces.figures.style import (  # noqa: E402
     ALGO_COLORS,
     ALGO_LABELS,
@@ -94,6 +94,7 @@ REQUIRED = {
     "overlaps": ("chance", "resolved"),
     **path_figures.REQUIRED,
     **crosslens_figures.REQUIRED,
+    **pptb_figures.REQUIRED,
 }
 
 
@@ -605,10 +606,12 @@ FIGURES: dict[str, tuple[Callable[..., plt.Figure], dict]] = {
     "fig12_overlap_entire": (overlap_entire, {}),
     **path_figures.FIGURES,
     **crosslens_figures.FIGURES,
+    **pptb_figures.FIGURES,
 }
 # the policy-path lens's and the cross-lens's figures and the tables each reads (docs/path.md, docs/crosslens.md)
 PATH_FIGURES = (*path_figures.FIGURES, *crosslens_figures.FIGURES)
-FIGURE_TABLES = {**path_figures.FIGURE_TABLES, **crosslens_figures.FIGURE_TABLES}
+PPTB_FIGURES = tuple(pptb_figures.FIGURES)  # the PPTB study's (docs/pptb.md), from results/<experiment>/pptb/
+FIGURE_TABLES = {**path_figures.FIGURE_TABLES, **crosslens_figures.FIGURE_TABLES, **pptb_figures.FIGURE_TABLES}
 SWEEP_FIGURES = ("fig9_sweep_returns", "fig10_sweep_fraction", "fig11_sweep_overlap")
 # What an experiment of imported checkpoints only shows: no learning curves, phases (Figs. 2, 4) or sweep.
 IMPORT_FIGURES = (
@@ -663,11 +666,18 @@ CAPTIONS = {
     "(dots) and the tuned one (star); dashed grey: chance k/n when sweep.csv has it.",
     **path_figures.CAPTIONS,
     **crosslens_figures.CAPTIONS,
+    **pptb_figures.CAPTIONS,
 }
 
 
 def caption(name: str, config: dict) -> str:
     """The report caption: what the figure shows and with which config."""
+    if name in PPTB_FIGURES:  # no Hessian in these: the study's bootstrap instead
+        bootstrap = config.get("pptb", {}).get("bootstrap", {})
+        return (
+            f"{CAPTIONS[name]} Experiment '{config.get('experiment')}', {bootstrap.get('reps')} bootstrap resamples "
+            f"(seed {bootstrap.get('seed')})."
+        )
     analysis = config.get("analysis", {})
     return (
         f"{CAPTIONS[name]} Experiment '{config.get('experiment')}', variant '{analysis.get('variant')}', "
@@ -701,7 +711,8 @@ def main(argv: list[str] | None = None) -> None:
     with plt.rc_context(iclr2024()):
         if missing:
             log.warning("%s: no %s in %s", args.name, ", ".join(f"{m}.csv" for m in missing), tables.where)
-            figure = placeholder(f"{args.name}: no policy-path tables (actor_path.every_updates is 0?)")
+            study = "PPTB-study" if args.name in PPTB_FIGURES else "policy-path"
+            figure = placeholder(f"{args.name}: no {study} tables ({', '.join(missing)})")
         elif "algo" in kwargs and kwargs["algo"] not in tables.algos():
             name = ALGO_LABELS[kwargs["algo"]]
             log.warning("%s: no %s runs in %s", args.name, name, tables.where)

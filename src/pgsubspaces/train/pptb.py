@@ -25,7 +25,7 @@ state are left as they are; the stored path keeps the policy as recorded, not th
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -35,33 +35,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from pgsubspaces.atomic import atomic_path
 from pgsubspaces.train.agents import algo_of
 from pgsubspaces.train.parameters import actor_optimizer, split_parameters
+from pgsubspaces.train.pptb_settings import SETTING_KEYS, PPTBSettings
+
+__all__ = ["PPTB", "PPTBSettings", "pptb_parameters"]
 
 GRAM_CHUNK = 8192  # columns per float64 chunk of the Gram matrix: bounds the float64 copy at n x 8192
-
-
-@dataclass(frozen=True)
-class PPTBSettings:
-    """The paper's hyperparameters; ``t_s`` and ``t_p`` count actor gradient updates."""
-
-    r_t: int  # directions kept (trim)
-    p_b: float  # boost amplitude (the paper gives no value)
-    r_b: int = 2  # directions boosted, r_b <= r_t (the paper boosts 2)
-    t_s: int = 25  # store interval
-    t_p: int = 1000  # PPTB interval, a multiple of t_s
-    buffer_size: int = 2000  # FIFO length k (the paper: 2000 MuJoCo, 1000 DMC)
-
-    def __post_init__(self):
-        checks = {
-            "r_t": self.r_t >= 1,
-            "r_b": 0 <= self.r_b <= self.r_t,
-            "p_b": bool(np.isfinite(self.p_b)),
-            "t_s": self.t_s >= 1,
-            "t_p": self.t_p >= self.t_s and self.t_p % self.t_s == 0,
-            "buffer_size": self.buffer_size >= 2,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"PPTB {key} = {getattr(self, key)!r} is invalid ({self})")
 
 
 def gram(path: th.Tensor) -> th.Tensor:
@@ -191,6 +169,3 @@ class PPTB(BaseCallback):
                 raise ValueError(f"{file}: PPTB state written with other settings ({', '.join(differing)})")
             self.updates = int(state["updates"])
             self._rows = [th.as_tensor(row, device=device) for row in state["path"]]
-
-
-SETTING_KEYS = tuple(field.name for field in fields(PPTBSettings))  # the order of the saved settings array

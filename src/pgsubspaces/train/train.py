@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -188,6 +189,16 @@ def train(
         # PPO (and SAC with train_freq > 1) may step past the budget to finish a rollout: keep rows <= budget.
         with atomic.atomic_path(run_dir / "curves.npz") as tmp, open(tmp, "wb") as stream:
             session.curves.up_to(spec.total_steps).save(stream)
+    if pptb is not None:  # counted over every session: a resumed run reports its whole training
+        changes = [row["relative_change"] for row in pptb.history]
+        summary["pptb"] = {
+            "settings": pptb.settings.as_dict(),
+            "actor_updates": pptb.updates,
+            "steps": pptb.updates // pptb.settings.t_p,
+            "session_steps": len(changes),
+            "session_seconds": round(sum(row["seconds"] for row in pptb.history), 3),
+            "median_relative_change": float(np.median(changes)) if changes else None,
+        }
     summary.update(
         checkpoints=completed_steps(run_dir),
         seconds=round(time.time() - started, 1),
