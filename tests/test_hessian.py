@@ -43,6 +43,23 @@ def test_chunked_products_equal_the_unchunked_one(tiny_runs, algo, net):
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
+@pytest.mark.parametrize("dtype", [th.float32, th.float64])
+def test_the_block_product_equals_column_by_column_products(tiny_runs, algo, dtype):
+    """One batched backward per chunk for a block of tangents (the GPU path) against m single products."""
+    for net in ("actor", "critic"):
+        loss = real_loss(tiny_runs, algo, net, dtype)
+        for budget in (2e9, 0.0):  # graphs cached, and rebuilt for the block
+            operator = HessianOperator(loss, loss.theta0(), chunk_size=128, memory_budget=budget)
+            vectors = th.randn(operator.n, 5, generator=th.Generator().manual_seed(1), dtype=dtype)
+            columns = operator.matmat(vectors, batched=False)
+            block = operator.matmat(vectors, batched=True)
+            assert block.shape == columns.shape == (operator.n, 5) and block.dtype == dtype
+            error = float(th.linalg.vector_norm(block - columns) / th.linalg.vector_norm(columns))
+            assert error < (1e-5 if dtype == th.float32 else 1e-12), (net, budget, error)
+            assert operator.n_matvecs == 10  # a block of m counts m products
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
 def test_dense_hessian_equals_torch_func_hessian(tiny_runs, algo):
     loss = real_loss(tiny_runs, algo, "actor")
     theta = loss.theta0()
