@@ -5,6 +5,8 @@ rule data:
         h5=f"{RESULTS}/data/{VARIANT}/{{run}}/step{{step}}.h5",
     log:
         f"{LOGS}/data/{VARIANT}/{{run}}/step{{step}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/data/{VARIANT}/{{run}}/step{{step}}.tsv",
     conda:
         "../envs/rl.yaml"
     threads: 1

@@ -8,6 +8,8 @@ rule eigen:
         h5=f"{RESULTS}/eigen/{VARIANT}/{{run}}/step{{step}}.h5",
     log:
         f"{LOGS}/eigen/{VARIANT}/{{run}}/step{{step}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/eigen/{VARIANT}/{{run}}/step{{step}}.tsv",
     conda:
         "../envs/rl.yaml"
     threads: 1
@@ -29,6 +31,8 @@ rule spectrum:
         h5=f"{RESULTS}/spectra/{VARIANT}/{{run}}/step{{step}}.h5",
     log:
         f"{LOGS}/spectra/{VARIANT}/{{run}}/step{{step}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/spectra/{VARIANT}/{{run}}/step{{step}}.tsv",
     conda:
         "../envs/rl.yaml"
     threads: 1

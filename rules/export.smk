@@ -5,6 +5,8 @@ rule export:
         h5=f"{RESULTS}/runs/{{run}}.h5",
     log:
         f"{LOGS}/export/{{run}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/export/{{run}}.tsv",
     wildcard_constraints:
         run=TRAINED_RUN,
     conda:
@@ -25,6 +27,8 @@ rule export_import:
         h5=f"{RESULTS}/runs/{{run}}.h5",
     log:
         f"{LOGS}/export/{{run}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/export/{{run}}.tsv",
     wildcard_constraints:
         run=IMPORTED_RUN,
     conda:

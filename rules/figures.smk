@@ -18,6 +18,8 @@ rule figure:
         png=f"{FIGURES_DIR}/{{figure}}.png",
     log:
         f"{LOGS}/figures/{{figure}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/figures/{{figure}}.tsv",
     conda:
         "../envs/plots.yaml"
     params:

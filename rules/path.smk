@@ -16,6 +16,8 @@ rule path_lens:
         **{name: f"{PATH_DIR}/runs/{{run}}/{name}.csv" for name in LENS_TABLES},
     log:
         f"{LOGS}/path/{{run}}/lens.log",
+    benchmark:
+        f"{LOGS}/benchmarks/path/{{run}}/lens.tsv",
     wildcard_constraints:
         run=PATH_RUN,
     conda:
@@ -40,6 +42,8 @@ rule path_reconstruction:
         csv=f"{PATH_DIR}/runs/{{run}}/reconstruction.csv",
     log:
         f"{LOGS}/path/{{run}}/reconstruction.log",
+    benchmark:
+        f"{LOGS}/benchmarks/path/{{run}}/reconstruction.tsv",
     wildcard_constraints:
         run=PATH_RUN,
     conda:
@@ -70,6 +74,8 @@ rule path_tables:
         },
     log:
         f"{LOGS}/path/merge.log",
+    benchmark:
+        f"{LOGS}/benchmarks/path/merge.tsv",
     conda:
         "../envs/rl.yaml"
     params:
@@ -93,6 +99,8 @@ rule path_reconstruction_table:
         ),
     log:
         f"{LOGS}/path/reconstruction_merge.log",
+    benchmark:
+        f"{LOGS}/benchmarks/path/reconstruction_merge.tsv",
     conda:
         "../envs/rl.yaml"
     message:
@@ -114,6 +122,8 @@ rule path_findings:
         ),
     log:
         f"{LOGS}/path/findings.log",
+    benchmark:
+        f"{LOGS}/benchmarks/path/findings.tsv",
     conda:
         "../envs/rl.yaml"
     message:
@@ -131,6 +141,8 @@ rule crosslens:
         csv=f"{TABLES}/runs/{{run}}/crosslens.csv",
     log:
         f"{LOGS}/crosslens/{VARIANT}/{{run}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/crosslens/{VARIANT}/{{run}}.tsv",
     wildcard_constraints:
         run=PATH_RUN,
     conda:
@@ -158,6 +170,8 @@ rule crosslens_tables:
         ),
     log:
         f"{LOGS}/tables/{VARIANT}/crosslens.log",
+    benchmark:
+        f"{LOGS}/benchmarks/tables/{VARIANT}/crosslens.tsv",
     conda:
         "../envs/rl.yaml"
     message:

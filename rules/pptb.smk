@@ -9,6 +9,8 @@ rule pptb_random:
         json=f"{PPTB_DIR}/random/{{task}}.json",
     log:
         f"{LOGS}/pptb/random/{{task}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/pptb/random/{{task}}.tsv",
     wildcard_constraints:
         task="|".join(PPTB_TASKS) or "(?!)",
     conda:
@@ -44,6 +46,8 @@ rule pptb_tables:
         },
     log:
         f"{LOGS}/pptb/tables.log",
+    benchmark:
+        f"{LOGS}/benchmarks/pptb/tables.tsv",
     conda:
         "../envs/rl.yaml"
     params:

@@ -15,6 +15,8 @@ rule sweep_configurations:
         ),
     log:
         f"{LOGS}/sweep/{{algo}}/configurations.log",
+    benchmark:
+        f"{LOGS}/benchmarks/sweep/{{algo}}/configurations.tsv",
     conda:
         "../envs/rl.yaml"
     params:
@@ -44,6 +46,8 @@ rule sweep_table:
         ),
     log:
         f"{LOGS}/tables/{VARIANT}/sweep.log",
+    benchmark:
+        f"{LOGS}/benchmarks/tables/{VARIANT}/sweep.tsv",
     conda:
         "../envs/rl.yaml"
     params:

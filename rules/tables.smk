@@ -7,6 +7,8 @@ rule run_tables:
         **{name: f"{TABLES}/runs/{{run}}/{name}.csv" for name in TABLE_NAMES},
     log:
         f"{LOGS}/tables/{VARIANT}/{{run}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/tables/{VARIANT}/{{run}}.tsv",
     conda:
         "../envs/rl.yaml"
     params:
@@ -35,6 +37,8 @@ rule tables:
         },
     log:
         f"{LOGS}/tables/{VARIANT}/merge.log",
+    benchmark:
+        f"{LOGS}/benchmarks/tables/{VARIANT}/merge.tsv",
     conda:
         "../envs/rl.yaml"
     params:
@@ -61,6 +65,8 @@ rule scorecard:
         ),
     log:
         f"{LOGS}/tables/{VARIANT}/scorecard.log",
+    benchmark:
+        f"{LOGS}/benchmarks/tables/{VARIANT}/scorecard.tsv",
     conda:
         "../envs/rl.yaml"
     message:

@@ -5,6 +5,8 @@ checkpoint train:
         summary=f"{RESULTS}/runs/{{run}}/training.json",
     log:
         f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/train/{{run}}.tsv",
     wildcard_constraints:
         run=TRAINED_RUN,
     conda:

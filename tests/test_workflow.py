@@ -286,3 +286,15 @@ def test_report_holds_every_figure_and_table(smoke_workflow):
     figures = [name for name in FIGURES if name not in PATH_FIGURES]  # no path-lens rules yet
     missing = [name for name in (*figures, "fractions.csv", "spectra.csv") if name not in html]
     assert not missing, missing
+
+
+def test_every_job_leaves_a_benchmark_and_the_stage_times_count_them(smoke_workflow):
+    from pgsubspaces.tables.job_times import stage_times
+
+    rows = {row["stage"]: row for row in stage_times(smoke_workflow / "logs/smoke/benchmarks")}
+    eigen_files = list((smoke_workflow / "results/smoke/eigen").rglob("*.h5"))
+    assert rows["eigen"]["jobs"] == len(eigen_files) == rows["data"]["jobs"] > 0  # a sample file per eigen job
+    assert rows["train"]["jobs"] == rows["export"]["jobs"] == 2
+    assert rows["figures"]["jobs"] == len(list((smoke_workflow / "figures/smoke").glob("*.pdf")))
+    assert all(row["seconds"] > 0 and row["max_seconds"] <= row["seconds"] for row in rows.values())
+    assert rows["train"]["max_rss_mb"] > 100  # a process that imported torch
